@@ -1,0 +1,140 @@
+//! The command line, flag for flag as runc's (callers send both `--flag value` and
+//! `--flag=value`; clap takes both).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rt",
+    version,
+    about = "An OCI container runtime, drop-in compatible with runc"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Directory for container state
+    #[arg(long, global = true, default_value = "/run/rt")]
+    pub root: PathBuf,
+    /// Write log messages to this file (default: stderr)
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log debug messages
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd to manage cgroups (accepted for compatibility; not yet supported)
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Accepted for runc compatibility; ignored
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<String>,
+    /// Accepted for runc compatibility (true|false|auto); rootless mode is detected
+    #[arg(long = "rootless", id = "global_rootless", hide = true)]
+    pub rootless: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container from a bundle; it waits for `start`
+    Create(CreateArgs),
+    /// Run the user process of a created container
+    Start { id: String },
+    /// Create and start a container, and wait for it unless detached
+    Run(RunArgs),
+    /// Print the state of a container as JSON
+    State { id: String },
+    /// Send a signal to the container's init (or all its processes)
+    Kill {
+        /// Send the signal to every process of the container
+        #[arg(short, long)]
+        all: bool,
+        id: String,
+        /// Signal name or number
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Delete a container and everything it holds
+    Delete {
+        /// Kill the container first if it is still running
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// List containers
+    List {
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: ListFormat,
+        /// Print only the IDs
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Write a default config.json
+    Spec {
+        /// Directory to write config.json into
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// A config for a user namespace, for running without root
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Print the features this runtime supports, as JSON
+    Features,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Path to the bundle directory
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Unix socket to receive the pty master of a terminal container
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// File to write the init's pid to
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Do not use pivot_root (for a rootfs on a ramdisk)
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass this many descriptors after stdio (3, 4...) into the container
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Container ID
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    /// Start the container and return without waiting for it
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep the container's state after it exits
+    #[arg(long)]
+    pub keep: bool,
+}

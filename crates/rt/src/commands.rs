@@ -1,0 +1,168 @@
+//! Each subcommand: turn arguments into a call to the runtime library and print.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+use anyhow::{Context, Result};
+use rt_runtime::lifecycle::{self, ContainerState, CreateOptions, RunOptions};
+use rt_runtime::Store;
+
+use crate::cli::{Cli, Command, CreateArgs, ListFormat};
+
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    let store = Store::new(&cli.global.root);
+    match cli.command {
+        Command::Create(a) => {
+            lifecycle::create(&store, &create_options(a))?;
+        }
+        Command::Start { id } => lifecycle::start(&store, &id)?,
+        Command::Run(a) => {
+            let opts = RunOptions {
+                create: create_options(a.create),
+                detach: a.detach,
+                keep: a.keep,
+            };
+            return Ok(lifecycle::run(&store, &opts)?);
+        }
+        Command::State { id } => {
+            let s = lifecycle::state(&store, &id)?;
+            println!("{}", serde_json::to_string_pretty(&s)?);
+        }
+        Command::Kill { all, id, signal } => lifecycle::kill(&store, &id, &signal, all)?,
+        Command::Delete { force, id } => lifecycle::delete(&store, &id, force)?,
+        Command::List { format, quiet } => list(&store, format, quiet)?,
+        Command::Spec { bundle, rootless } => spec(&bundle, rootless)?,
+        Command::Features => println!("{}", serde_json::to_string_pretty(&features())?),
+    }
+    Ok(0)
+}
+
+fn create_options(a: CreateArgs) -> CreateOptions {
+    CreateOptions {
+        id: a.id,
+        bundle: a.bundle,
+        pid_file: a.pid_file,
+        console_socket: a.console_socket,
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        preserve_fds: a.preserve_fds,
+    }
+}
+
+fn list(store: &Store, format: ListFormat, quiet: bool) -> Result<()> {
+    let all = lifecycle::list(store)?;
+    let mut out = std::io::stdout().lock();
+    if quiet {
+        for c in &all {
+            writeln!(out, "{}", c.id)?;
+        }
+        return Ok(());
+    }
+    match format {
+        // runc prints `null` for no containers; callers parse either.
+        ListFormat::Json if all.is_empty() => writeln!(out, "null")?,
+        ListFormat::Json => writeln!(out, "{}", serde_json::to_string(&all)?)?,
+        ListFormat::Table => write!(out, "{}", table(&all))?,
+    }
+    Ok(())
+}
+
+/// Columns as runc's tabwriter lays them out (minimum width 12, padding 3).
+fn table(all: &[ContainerState]) -> String {
+    let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+        .map(String::from)
+        .to_vec()];
+    for c in all {
+        rows.push(vec![
+            c.id.clone(),
+            c.pid.to_string(),
+            c.status.clone(),
+            c.bundle.clone(),
+            c.created.clone(),
+            c.owner.clone(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len() + 3)
+                .max()
+                .unwrap_or(0)
+                .max(12)
+        })
+        .collect();
+    let mut s = String::new();
+    for r in rows {
+        for (i, cell) in r.iter().enumerate() {
+            if i == 5 {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}", w = widths[i]));
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn spec(bundle: &std::path::Path, rootless: bool) -> Result<()> {
+    let path = bundle.join(rt_spec::CONFIG_FILE);
+    let spec = if rootless {
+        rt_spec::rootless_spec(
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    } else {
+        rt_spec::default_spec(false)
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o666)
+        .open(&path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                anyhow::anyhow!("File {} exists. Remove it first", path.display())
+            } else {
+                anyhow::Error::new(e).context(format!("create {}", path.display()))
+            }
+        })?;
+    f.write_all(rt_spec::to_json(&spec).as_bytes())
+        .with_context(|| format!("write {}", path.display()))?;
+    Ok(())
+}
+
+fn features() -> serde_json::Value {
+    let caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    let mut caps = caps;
+    caps.sort();
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": rt_runtime::OCI_VERSION,
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": [
+            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "iversion",
+            "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "noiversion",
+            "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid", "nosymfollow", "private",
+            "ratime", "rbind", "rdev", "rdiratime", "relatime", "remount", "rexec", "rnoatime",
+            "rnodev", "rnodiratime", "rnoexec", "rnorelatime", "rnostrictatime", "rnosuid",
+            "rnosymfollow", "ro", "rprivate", "rrelatime", "rro", "rrw", "rshared", "rslave",
+            "rstrictatime", "rsuid", "rsymfollow", "runbindable", "rw", "shared", "silent", "slave",
+            "strictatime", "suid", "symfollow", "sync", "tmpcopyup", "unbindable"
+        ],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
+            "seccomp": {"enabled": false},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": false}}
+        },
+        "annotations": {
+            "org.opencontainers.runtime.name": "rt",
+            "org.opencontainers.runtime.version": env!("CARGO_PKG_VERSION")
+        }
+    })
+}

@@ -1,0 +1,27 @@
+//! `rt`: an OCI runtime with runc's command line. This crate only defines arguments,
+//! sets up logging and prints errors; the work is in `rt-runtime`.
+
+mod cli;
+mod commands;
+mod logger;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    if let Err(e) = logger::init(&cli.global) {
+        eprintln!("rt: {e:#}");
+        std::process::exit(1);
+    }
+    match commands::dispatch(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            log::error!("{msg}");
+            if logger::logs_to_file() {
+                eprintln!("{msg}");
+            }
+            std::process::exit(1);
+        }
+    }
+}

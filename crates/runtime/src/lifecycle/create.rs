@@ -1,0 +1,254 @@
+//! `create`: validate everything that can be checked without side effects, claim the
+//! ID, make the cgroup, clone the init and drive it until it waits for `start`.
+//! Any failure undoes all of it: no state directory, cgroup or process remains.
+
+use std::fs;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::sys::socket::{
+    bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+
+use super::hook_state;
+use crate::cgroups::{CgroupRecord, Layout};
+use crate::namespaces::Plan;
+use crate::process::channel::{ChannelError, Msg};
+use crate::process::{spawn, SpawnArgs, Spawned};
+use crate::state::{ContainerDir, Phase, State, Store};
+use crate::{hooks, id, Error};
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// A container waiting for `start`; its init is our child until we exit.
+#[derive(Debug)]
+pub struct Created {
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+}
+
+pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created, Error> {
+    id::validate(&opts.id)?;
+    let bundle = fs::canonicalize(&opts.bundle).map_err(Error::io("open bundle", &opts.bundle))?;
+    let spec = rt_spec::load_bundle(&bundle)?;
+    // Relative paths in the config (root.path, bind sources) are the bundle's.
+    std::env::set_current_dir(&bundle).map_err(Error::io("chdir to bundle", &bundle))?;
+    let rootfs = resolve_rootfs(&bundle, &spec)?;
+    let plan = Plan::new(&spec)?;
+    let layout = Layout::detect()?;
+    let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+    let cgroup = CgroupRecord::resolve(
+        &layout,
+        cgroups_path.as_deref().and_then(Path::to_str),
+        &opts.id,
+    )?;
+    let console = connect_console(&spec, opts.console_socket.as_deref())?;
+
+    let dir = store.create(&opts.id)?;
+    let mut state = State {
+        id: opts.id.clone(),
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        phase: Phase::Creating,
+        pid: None,
+        start_time: None,
+        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        cgroup,
+        config: Box::new(spec.clone()),
+    };
+    let mut spawned = None;
+    let res = build(&dir, &mut state, &mut spawned, opts, &spec, &plan, console);
+    match res {
+        Ok(()) => {
+            let s = spawned.expect("built containers have an init");
+            Ok(Created {
+                pid: s.pid,
+                pidfd: s.pidfd,
+            })
+        }
+        Err(e) => {
+            if let Some(s) = &spawned {
+                s.abort();
+            }
+            let _ = state.cgroup.destroy();
+            let _ = dir.remove();
+            Err(e)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    dir: &ContainerDir,
+    state: &mut State,
+    spawned: &mut Option<Spawned>,
+    opts: &CreateOptions,
+    spec: &Spec,
+    plan: &Plan,
+    console: Option<UnixStream>,
+) -> Result<(), Error> {
+    // Recorded before the cgroup exists, so `delete --force` finds it after any crash.
+    dir.save(state)?;
+    state.cgroup.create()?;
+    dir.save(state)?;
+    let listener = listen_for_start(dir)?;
+    let s = spawned.insert(spawn(SpawnArgs {
+        id: &opts.id,
+        spec,
+        bundle: &state.bundle,
+        rootfs: &state.rootfs,
+        plan,
+        cgroup: &state.cgroup,
+        listener,
+        console,
+        no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
+        preserve_fds: opts.preserve_fds,
+    })?);
+    state.pid = Some(s.pid.as_raw());
+    state.start_time = crate::procstat::read(s.pid.as_raw()).map(|p| p.start_time);
+    dir.save(state)?;
+    loop {
+        match s.channel.recv() {
+            Ok(Msg::RuntimeHooks) => {
+                if let Some(h) = spec.hooks() {
+                    let st = hook_state(state, "creating");
+                    #[allow(deprecated)]
+                    let prestart = h.prestart().as_deref().unwrap_or_default();
+                    hooks::run_all("prestart", prestart, &st)?;
+                    hooks::run_all(
+                        "createRuntime",
+                        h.create_runtime().as_deref().unwrap_or_default(),
+                        &st,
+                    )?;
+                }
+                s.channel.send(&Msg::HooksDone)?;
+            }
+            Ok(Msg::Ready) => break,
+            Ok(Msg::Error(m)) => return Err(Error::Init(m)),
+            Ok(other) => return Err(ChannelError::Unexpected(other).into()),
+            Err(ChannelError::Closed) => return Err(Error::Init(describe_exit(s.pid))),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    state.phase = Phase::Created;
+    dir.save(state)?;
+    if let Some(p) = &opts.pid_file {
+        write_pid_file(p, s.pid.as_raw())?;
+    }
+    Ok(())
+}
+
+fn describe_exit(pid: Pid) -> String {
+    match waitpid(pid, None) {
+        Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code} during setup"),
+        Ok(WaitStatus::Signaled(_, sig, _)) => format!("killed by {sig} during setup"),
+        _ => "exited during setup".to_string(),
+    }
+}
+
+fn resolve_rootfs(bundle: &Path, spec: &Spec) -> Result<PathBuf, Error> {
+    let root = spec
+        .root()
+        .as_ref()
+        .map(|r| r.path().clone())
+        .unwrap_or_default();
+    let path = bundle.join(root);
+    let rootfs = fs::canonicalize(&path).map_err(Error::io("rootfs", &path))?;
+    if !rootfs.is_dir() {
+        return Err(Error::Invalid(format!(
+            "rootfs {} is not a directory",
+            rootfs.display()
+        )));
+    }
+    Ok(rootfs)
+}
+
+fn connect_console(spec: &Spec, socket: Option<&Path>) -> Result<Option<UnixStream>, Error> {
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    match (terminal, socket) {
+        (true, Some(path)) => UnixStream::connect(path)
+            .map(Some)
+            .map_err(Error::io("connect to console socket", path)),
+        (true, None) => Err(Error::Invalid(
+            "process.terminal is true but no --console-socket was given".into(),
+        )),
+        (false, Some(_)) => Err(Error::Invalid(
+            "--console-socket given but process.terminal is false".into(),
+        )),
+        (false, None) => Ok(None),
+    }
+}
+
+/// The init's `start.sock`, bound through the directory descriptor so a long `--root`
+/// never overflows a socket address.
+fn listen_for_start(dir: &ContainerDir) -> Result<OwnedFd, Error> {
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(Error::sys("create start socket"))?;
+    let path = dir.start_socket();
+    let addr = UnixAddr::new(&path).map_err(Error::sys("start socket address"))?;
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).map_err(Error::sys("bind start socket"))?;
+    listen(&fd, Backlog::new(4).expect("small backlog"))
+        .map_err(Error::sys("listen on start socket"))?;
+    Ok(fd)
+}
+
+/// Write the pid file atomically; a symlink at its path is replaced, never followed.
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Invalid(format!("pid file {} has no name", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(Error::io("create pid file", &tmp))?;
+    f.write_all(pid.to_string().as_bytes())
+        .map_err(Error::io("write pid file", &tmp))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io("write pid file", path)(e)
+    })
+}

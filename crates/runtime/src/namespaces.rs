@@ -1,0 +1,334 @@
+//! Namespaces: which ones `clone3` creates, which ones are joined by path, and the
+//! user namespace's id mappings (written by the parent).
+//!
+//! Joined namespaces (other than user) are entered by the parent just around the
+//! `clone3`, so the child is born in them: the kernel allows this for every type and
+//! it keeps the child free of the privilege questions a new user namespace raises.
+//! The parent returns to its own namespaces right after.
+
+use std::fs::{self, File};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{open, OFlag};
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum NamespaceError {
+    #[error("open {kind} namespace {path}: {source}")]
+    Open {
+        kind: &'static str,
+        path: PathBuf,
+        source: nix::Error,
+    },
+    #[error("join {kind} namespace {path}: {source}")]
+    Join {
+        kind: &'static str,
+        path: PathBuf,
+        source: nix::Error,
+    },
+    #[error("return to the runtime's {kind} namespace: {source}")]
+    Restore {
+        kind: &'static str,
+        source: nix::Error,
+    },
+    #[error("create {kind} namespace: {source}")]
+    Create {
+        kind: &'static str,
+        source: nix::Error,
+    },
+    #[error("write {path}: {source}")]
+    Map {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("a mount namespace is required (linux.namespaces has no \"mount\")")]
+    NoMountNamespace,
+    #[error("joining a user namespace by path together with a new pid or time namespace is not supported yet")]
+    JoinedUserWithNewPid,
+}
+
+/// The kernel's name for a namespace type (as in /proc/PID/ns).
+pub fn proc_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    }
+}
+
+/// A namespace to join, opened before anything else happens.
+#[derive(Debug)]
+pub struct Joined {
+    pub kind: LinuxNamespaceType,
+    pub path: PathBuf,
+    pub fd: OwnedFd,
+}
+
+/// How the container's namespaces come to be.
+#[derive(Debug)]
+pub struct Plan {
+    /// Created by `clone3` itself.
+    pub clone_flags: CloneFlags,
+    /// Created by the child after it is in its cgroup (cgroup namespace) or after it
+    /// joined a user namespace (everything it then owns).
+    pub unshare_flags: CloneFlags,
+    /// Created by the parent for its children (time namespace, so offsets can be set).
+    pub new_time: bool,
+    /// Entered by the parent around the clone.
+    pub joined: Vec<Joined>,
+    /// A user namespace joined by the child itself, first of all.
+    pub joined_user: Option<Joined>,
+    pub new_user: bool,
+    pub new_pid: bool,
+}
+
+impl Plan {
+    pub fn new(spec: &Spec) -> Result<Self, NamespaceError> {
+        let mut plan = Plan {
+            clone_flags: CloneFlags::empty(),
+            unshare_flags: CloneFlags::empty(),
+            new_time: false,
+            joined: vec![],
+            joined_user: None,
+            new_user: false,
+            new_pid: false,
+        };
+        let namespaces = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default();
+        if !namespaces
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::Mount)
+        {
+            return Err(NamespaceError::NoMountNamespace);
+        }
+        for ns in &namespaces {
+            let kind = ns.typ();
+            match ns.path() {
+                Some(path) if !path.as_os_str().is_empty() => {
+                    let fd = open(
+                        path.as_path(),
+                        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(|source| NamespaceError::Open {
+                        kind: proc_name(kind),
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let j = Joined {
+                        kind,
+                        path: path.clone(),
+                        fd,
+                    };
+                    if kind == LinuxNamespaceType::User {
+                        plan.joined_user = Some(j);
+                    } else {
+                        plan.joined.push(j);
+                    }
+                }
+                _ => match kind {
+                    LinuxNamespaceType::Cgroup => plan.unshare_flags |= CloneFlags::CLONE_NEWCGROUP,
+                    LinuxNamespaceType::Time => plan.new_time = true,
+                    LinuxNamespaceType::User => {
+                        plan.new_user = true;
+                        plan.clone_flags |= CloneFlags::CLONE_NEWUSER;
+                    }
+                    LinuxNamespaceType::Pid => {
+                        plan.new_pid = true;
+                        plan.clone_flags |= CloneFlags::CLONE_NEWPID;
+                    }
+                    other => plan.clone_flags |= clone_flag(other),
+                },
+            }
+        }
+        if plan.joined_user.is_some() {
+            // Namespaces the container creates must belong to the user namespace it
+            // joins, so the child makes them after entering it.
+            if plan.new_pid || plan.new_time {
+                return Err(NamespaceError::JoinedUserWithNewPid);
+            }
+            plan.unshare_flags |= plan.clone_flags;
+            plan.clone_flags = CloneFlags::empty();
+        }
+        Ok(plan)
+    }
+
+    /// Whether the container runs in a user namespace, created or joined.
+    pub fn has_user(&self) -> bool {
+        self.new_user || self.joined_user.is_some()
+    }
+
+    /// Enter the joined namespaces (and a new time namespace) for the coming clone.
+    /// The guard brings the parent back to its own namespaces.
+    pub fn enter_for_clone(&self, spec: &Spec) -> Result<ParentGuard, NamespaceError> {
+        let mut guard = ParentGuard::default();
+        if self.joined.is_empty() && !self.new_time {
+            return Ok(guard);
+        }
+        guard.cwd = open(
+            ".",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok();
+        for j in &self.joined {
+            let own = own_ns(j.kind)?;
+            setns(j.fd.as_fd(), clone_flag(j.kind)).map_err(|source| NamespaceError::Join {
+                kind: proc_name(j.kind),
+                path: j.path.clone(),
+                source,
+            })?;
+            guard.saved.push((j.kind, own));
+        }
+        if self.new_time {
+            let own = own_ns(LinuxNamespaceType::Time)?;
+            unshare(clone_flag(LinuxNamespaceType::Time)).map_err(|source| {
+                NamespaceError::Create {
+                    kind: "time",
+                    source,
+                }
+            })?;
+            guard.saved.push((LinuxNamespaceType::Time, own));
+            write_time_offsets(spec)?;
+        }
+        Ok(guard)
+    }
+}
+
+/// The parent's own namespaces, re-entered on drop (or explicitly, to see errors).
+#[derive(Debug, Default)]
+pub struct ParentGuard {
+    saved: Vec<(LinuxNamespaceType, OwnedFd)>,
+    cwd: Option<OwnedFd>,
+}
+
+impl ParentGuard {
+    pub fn restore(&mut self) -> Result<(), NamespaceError> {
+        while let Some((kind, fd)) = self.saved.pop() {
+            setns(fd.as_fd(), clone_flag(kind)).map_err(|source| NamespaceError::Restore {
+                kind: proc_name(kind),
+                source,
+            })?;
+        }
+        if let Some(cwd) = self.cwd.take() {
+            let _ = nix::unistd::fchdir(cwd.as_fd());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ParentGuard {
+    fn drop(&mut self) {
+        let _ = self.restore();
+    }
+}
+
+fn own_ns(kind: LinuxNamespaceType) -> Result<OwnedFd, NamespaceError> {
+    let path = format!("/proc/thread-self/ns/{}", proc_name(kind));
+    open(
+        path.as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|source| NamespaceError::Open {
+        kind: proc_name(kind),
+        path: path.into(),
+        source,
+    })
+}
+
+/// `linux.timeOffsets` go into the new time namespace before any process enters it.
+fn write_time_offsets(spec: &Spec) -> Result<(), NamespaceError> {
+    let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().clone()) else {
+        return Ok(());
+    };
+    let mut lines = String::new();
+    for (clock, off) in offsets {
+        let clock = match clock.as_str() {
+            "boottime" => "boottime",
+            "monotonic" => "monotonic",
+            _ => continue,
+        };
+        lines.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    let path = Path::new("/proc/self/timens_offsets");
+    fs::write(path, lines).map_err(|source| NamespaceError::Map {
+        path: path.into(),
+        source,
+    })
+}
+
+/// Write the uid and gid maps of a child's new user namespace.
+pub fn write_id_maps(pid: Pid, spec: &Spec) -> Result<(), NamespaceError> {
+    let linux = spec.linux().as_ref();
+    let uid = linux
+        .and_then(|l| l.uid_mappings().clone())
+        .unwrap_or_default();
+    let gid = linux
+        .and_then(|l| l.gid_mappings().clone())
+        .unwrap_or_default();
+    if !nix::unistd::geteuid().is_root() {
+        // Unprivileged writers must give up setgroups before mapping gids.
+        write_proc(pid, "setgroups", "deny")?;
+    }
+    write_proc(pid, "uid_map", &format_map(&uid))?;
+    write_proc(pid, "gid_map", &format_map(&gid))
+}
+
+fn format_map(m: &[LinuxIdMapping]) -> String {
+    m.iter()
+        .map(|e| format!("{} {} {}\n", e.container_id(), e.host_id(), e.size()))
+        .collect()
+}
+
+fn write_proc(pid: Pid, file: &str, data: &str) -> Result<(), NamespaceError> {
+    let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+    // One write: the kernel accepts a map only as a whole.
+    let res = File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, data.as_bytes()));
+    res.map_err(|source| NamespaceError::Map { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_format_one_line_per_range() {
+        let m: LinuxIdMapping =
+            serde_json::from_str(r#"{"containerID":0,"hostID":1000,"size":65536}"#).unwrap();
+        assert_eq!(format_map(&[m]), "0 1000 65536\n");
+    }
+}

@@ -1,0 +1,162 @@
+//! The parent <-> init protocol: fixed binary messages over a `SOCK_SEQPACKET`
+//! socketpair (message boundaries kept, EOF when the other side dies).
+//!
+//! | step | direction     | message              | meaning                                        |
+//! |------|---------------|----------------------|------------------------------------------------|
+//! | 1    | parent → init | `Go(host pid)`       | cgroup joined, id maps written: set up         |
+//! | 2    | init → parent | `RuntimeHooks`       | mounts done: run prestart/createRuntime hooks  |
+//! | 3    | parent → init | `HooksDone`          | go on (createContainer hooks, pivot_root...)   |
+//! | 4    | init → parent | `Ready`              | waiting for `start` on the start socket        |
+//! | any  | init → parent | `Error(msg)`         | setup failed; the init exits                   |
+//!
+//! The same framing runs over the start socket: `rt start` sends `Start`; the init
+//! execs (the socket closes: EOF means success) or answers `Error(msg)`.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    Go(i32),
+    RuntimeHooks,
+    HooksDone,
+    Ready,
+    Start,
+    Error(String),
+}
+
+#[derive(Debug, Error)]
+pub enum ChannelError {
+    #[error("{op} on the init channel: {source}")]
+    Sys {
+        op: &'static str,
+        source: nix::Error,
+    },
+    #[error("the other end closed the init channel")]
+    Closed,
+    #[error("malformed message on the init channel (tag {0})")]
+    Malformed(u8),
+    #[error("unexpected message on the init channel: {0:?}")]
+    Unexpected(Msg),
+}
+
+const MAX: usize = 64 * 1024;
+
+impl Msg {
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Msg::Go(pid) => {
+                let mut v = vec![1];
+                v.extend_from_slice(&pid.to_le_bytes());
+                v
+            }
+            Msg::RuntimeHooks => vec![2],
+            Msg::HooksDone => vec![3],
+            Msg::Ready => vec![4],
+            Msg::Start => vec![5],
+            Msg::Error(s) => {
+                let mut v = vec![6];
+                v.extend_from_slice(&s.as_bytes()[..s.len().min(MAX - 1)]);
+                v
+            }
+        }
+    }
+
+    fn decode(b: &[u8]) -> Result<Self, ChannelError> {
+        let (&tag, rest) = b.split_first().ok_or(ChannelError::Closed)?;
+        Ok(match tag {
+            1 => Msg::Go(i32::from_le_bytes(
+                rest.try_into().map_err(|_| ChannelError::Malformed(tag))?,
+            )),
+            2 => Msg::RuntimeHooks,
+            3 => Msg::HooksDone,
+            4 => Msg::Ready,
+            5 => Msg::Start,
+            6 => Msg::Error(String::from_utf8_lossy(rest).into_owned()),
+            t => return Err(ChannelError::Malformed(t)),
+        })
+    }
+}
+
+/// One end of a seqpacket connection.
+#[derive(Debug)]
+pub struct Channel(pub OwnedFd);
+
+impl Channel {
+    /// A connected pair: (parent end, child end), both close-on-exec.
+    pub fn pair() -> Result<(Channel, Channel), ChannelError> {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|source| ChannelError::Sys {
+            op: "socketpair",
+            source,
+        })?;
+        Ok((Channel(a), Channel(b)))
+    }
+
+    pub fn send(&self, m: &Msg) -> Result<(), ChannelError> {
+        loop {
+            match send(self.0.as_raw_fd(), &m.encode(), MsgFlags::MSG_NOSIGNAL) {
+                Ok(_) => return Ok(()),
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EPIPE) | Err(Errno::ECONNRESET) => return Err(ChannelError::Closed),
+                Err(source) => return Err(ChannelError::Sys { op: "send", source }),
+            }
+        }
+    }
+
+    /// The next message; `Closed` on EOF.
+    pub fn recv(&self) -> Result<Msg, ChannelError> {
+        let mut buf = vec![0u8; MAX];
+        loop {
+            match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Ok(0) => return Err(ChannelError::Closed),
+                Ok(n) => return Msg::decode(&buf[..n]),
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ECONNRESET) => return Err(ChannelError::Closed),
+                Err(source) => return Err(ChannelError::Sys { op: "recv", source }),
+            }
+        }
+    }
+
+    /// Receive and insist on one particular message.
+    pub fn expect(&self, want: &Msg) -> Result<Msg, ChannelError> {
+        let got = self.recv()?;
+        let same = std::mem::discriminant(&got) == std::mem::discriminant(want);
+        if same {
+            Ok(got)
+        } else {
+            Err(ChannelError::Unexpected(got))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_every_message() {
+        let (a, b) = Channel::pair().unwrap();
+        for m in [
+            Msg::Go(4242),
+            Msg::RuntimeHooks,
+            Msg::HooksDone,
+            Msg::Ready,
+            Msg::Start,
+            Msg::Error("boom: ünïcode".into()),
+        ] {
+            a.send(&m).unwrap();
+            assert_eq!(b.recv().unwrap(), m);
+        }
+        drop(a);
+        assert!(matches!(b.recv(), Err(ChannelError::Closed)));
+    }
+}

@@ -1,0 +1,390 @@
+//! The container init: what the cloned child does, step by step, until it becomes
+//! the user's process. Each step is one call into the module that owns the concept.
+//!
+//! Two phases. `prepare` builds the container and reports errors on the channel to
+//! the `rt create` that is waiting for it; `wait_and_exec` waits for `rt start` and
+//! reports errors on that connection instead.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::{fstat, Mode};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::unistd::{chdir, execve, setresgid, setresuid, setsid, Gid, Uid};
+use oci_spec::runtime::Spec;
+use thiserror::Error;
+
+use super::channel::{Channel, ChannelError, Msg};
+use super::spawn::SpawnArgs;
+use crate::capabilities::{self, CapError};
+use crate::hooks::{self, HookError, HookState};
+use crate::rlimits::{self, RlimitError};
+use crate::rootfs::{self, RootfsError};
+use crate::sysctl::{Proc, SysctlError};
+use crate::tty::{self, TtyError};
+use crate::user::{self, UserError};
+
+#[derive(Debug, Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    #[error(transparent)]
+    Tty(#[from] TtyError),
+    #[error(transparent)]
+    Sysctl(#[from] SysctlError),
+    #[error(transparent)]
+    Rlimit(#[from] RlimitError),
+    #[error(transparent)]
+    Capabilities(#[from] CapError),
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error("{op}: {source}")]
+    Sys { op: String, source: nix::Error },
+    #[error("exec: {0:?}: executable file not found in $PATH")]
+    NotFound(String),
+    #[error("exec: {path:?}: {reason}")]
+    NotExecutable { path: String, reason: String },
+    #[error("chdir to cwd ({path:?}) set in config.json failed: {source}")]
+    Cwd { path: PathBuf, source: nix::Error },
+}
+
+fn sys(op: impl Into<String>) -> impl FnOnce(nix::Error) -> InitError {
+    let op = op.into();
+    move |source| InitError::Sys { op, source }
+}
+
+/// Entry point of the cloned child. Never returns: it becomes the user's process or exits.
+pub fn run(args: SpawnArgs<'_>, channel: Channel) -> ! {
+    let ready = match prepare(&args, &channel) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = channel.send(&Msg::Error(e.to_string()));
+            std::process::exit(1);
+        }
+    };
+    drop(channel);
+    match wait_and_exec(&args, ready) {
+        Ok(never) => match never {},
+        Err((conn, e)) => {
+            if let Some(conn) = conn {
+                let _ = conn.send(&Msg::Error(e.to_string()));
+            }
+            std::process::exit(127);
+        }
+    }
+}
+
+/// What the prepared init carries into the wait for `start`.
+struct Ready {
+    exe: CString,
+    host_pid: i32,
+}
+
+fn prepare(a: &SpawnArgs<'_>, channel: &Channel) -> Result<Ready, InitError> {
+    let spec = a.spec;
+    let process = spec.process().as_ref().expect("validated: process present");
+    // Die with `rt create` until the container is ready.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(sys("set parent-death signal"))?;
+    keep_only_needed_fds(a, channel)?;
+
+    let Msg::Go(host_pid) = channel.expect(&Msg::Go(0))? else {
+        unreachable!()
+    };
+    enter_namespaces(a)?;
+    setsid().map_err(sys("setsid"))?;
+    if !a.no_new_keyring {
+        // Kernels or user namespaces without keyrings: carry on as runc does.
+        let _ = rt_sys::keyring::join_session_keyring(&format!("_ses.{}", a.id));
+    }
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    let dev_null = open_dev_null()?;
+
+    let ctx = rootfs::Context {
+        spec,
+        rootfs: a.rootfs,
+        user_ns: a.plan.has_user(),
+        cgroup_ns: a.plan.unshare_flags.contains(CloneFlags::CLONE_NEWCGROUP),
+        cgroup: a.cgroup,
+        dev_null: dev_null.as_fd(),
+    };
+    let root = rootfs::prepare(&ctx)?;
+    let state = |status| HookState {
+        oci_version: spec.version(),
+        id: a.id,
+        status,
+        pid: Some(host_pid),
+        bundle: a.bundle.to_str().unwrap_or_default(),
+        annotations: spec.annotations().as_ref(),
+    };
+    if needs_runtime_hooks(spec) {
+        channel.send(&Msg::RuntimeHooks)?;
+        channel.expect(&Msg::HooksDone)?;
+    }
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().as_ref())
+    {
+        hooks::run_all("createContainer", h, &state("creating"))?;
+    }
+    rootfs::protect_paths(&root, &ctx)?;
+    if process.terminal().unwrap_or(false) {
+        let pty = tty::open(&root)?;
+        tty::mount_console(&root, &pty.slave)?;
+        if let Some(sock) = &a.console {
+            tty::send_master(sock, &pty.master)?;
+        }
+        tty::become_stdio(&pty.slave)?;
+    }
+    drop(root);
+    drop(dev_null);
+    rootfs::enter(a.rootfs, a.no_pivot, spec)?;
+    rootfs::finish_readonly(spec)?;
+
+    set_names(spec)?;
+    let proc = Proc::open()?;
+    if let Some(sysctls) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        proc.apply_sysctls(sysctls)?;
+    }
+    if let Some(score) = process.oom_score_adj() {
+        proc.set_oom_score_adj(score)?;
+    }
+    drop(proc);
+    rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+
+    if let Some(c) = process.capabilities() {
+        capabilities::drop_bounding(c)?;
+    }
+    if process.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs().map_err(sys("set no_new_privs"))?;
+    }
+    nix::sys::prctl::set_keepcaps(true).map_err(sys("set keepcaps"))?;
+    user::switch(process.user(), setgroups_allowed(a))?;
+    nix::sys::prctl::set_keepcaps(false).map_err(sys("clear keepcaps"))?;
+    if let Some(c) = process.capabilities() {
+        capabilities::apply(c)?;
+    }
+    let cwd = process.cwd();
+    chdir(cwd.as_path()).map_err(|source| InitError::Cwd {
+        path: cwd.clone(),
+        source,
+    })?;
+    let exe = find_executable(
+        &process.args().as_ref().expect("validated: args")[0],
+        process.env(),
+    )?;
+    user::set_umask(process.user());
+
+    rt_sys::signal::exit_on_terminating_signals().map_err(sys("install signal handlers"))?;
+    nix::sys::prctl::set_pdeathsig(None).map_err(sys("clear parent-death signal"))?;
+    channel.send(&Msg::Ready)?;
+    Ok(Ready { exe, host_pid })
+}
+
+type WaitError = (Option<Channel>, InitError);
+
+fn wait_and_exec(a: &SpawnArgs<'_>, ready: Ready) -> Result<Infallible, WaitError> {
+    let spec = a.spec;
+    let process = spec.process().as_ref().expect("validated: process present");
+    let conn = loop {
+        match rt_sys::fd::accept(a.listener.as_fd()) {
+            Ok(fd) => {
+                let c = Channel(fd);
+                match c.recv() {
+                    Ok(Msg::Start) => break c,
+                    _ => continue,
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                return Err((
+                    None,
+                    InitError::Sys {
+                        op: "accept start".into(),
+                        source: e,
+                    },
+                ))
+            }
+        }
+    };
+    let fail = |c: Channel, e: InitError| -> WaitError { (Some(c), e) };
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref())
+    {
+        let st = HookState {
+            oci_version: spec.version(),
+            id: a.id,
+            status: "created",
+            pid: Some(ready.host_pid),
+            bundle: a.bundle.to_str().unwrap_or_default(),
+            annotations: spec.annotations().as_ref(),
+        };
+        if let Err(e) = hooks::run_all("startContainer", h, &st) {
+            return Err(fail(conn, e.into()));
+        }
+    }
+    let args: Vec<CString> = process
+        .args()
+        .as_ref()
+        .expect("validated: args")
+        .iter()
+        .map(|s| CString::new(s.as_bytes()).expect("validated: no NUL"))
+        .collect();
+    let env: Vec<CString> = process
+        .env()
+        .as_ref()
+        .map(|e| {
+            e.iter()
+                .filter_map(|s| CString::new(s.as_bytes()).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let first = 3 + a.preserve_fds as i32;
+    if let Err(e) = rt_sys::fd::cloexec_from(first, &[]) {
+        return Err(fail(
+            conn,
+            InitError::Sys {
+                op: "mark descriptors close-on-exec".into(),
+                source: e,
+            },
+        ));
+    }
+    if let Err(e) = rt_sys::signal::reset_all() {
+        return Err(fail(
+            conn,
+            InitError::Sys {
+                op: "reset signals".into(),
+                source: e,
+            },
+        ));
+    }
+    let e = execve(&ready.exe, &args, &env).unwrap_err();
+    Err(fail(
+        conn,
+        InitError::NotExecutable {
+            path: ready.exe.to_string_lossy().into_owned(),
+            reason: e.desc().to_string(),
+        },
+    ))
+}
+
+/// Close everything of the caller's and ours the container must not hold, keeping
+/// stdio, `--preserve-fds` and the descriptors the init still needs.
+fn keep_only_needed_fds(a: &SpawnArgs<'_>, channel: &Channel) -> Result<(), InitError> {
+    let mut keep = vec![channel.0.as_raw_fd(), a.listener.as_raw_fd()];
+    if let Some(c) = &a.console {
+        keep.push(c.as_raw_fd());
+    }
+    if let Some(j) = &a.plan.joined_user {
+        keep.push(j.fd.as_raw_fd());
+    }
+    rt_sys::fd::close_from(3 + a.preserve_fds as i32, &keep)
+        .map_err(sys("close inherited descriptors"))
+}
+
+fn enter_namespaces(a: &SpawnArgs<'_>) -> Result<(), InitError> {
+    if let Some(j) = &a.plan.joined_user {
+        setns(j.fd.as_fd(), CloneFlags::CLONE_NEWUSER)
+            .map_err(sys(format!("join user namespace {}", j.path.display())))?;
+    }
+    if !a.plan.unshare_flags.is_empty() {
+        unshare(a.plan.unshare_flags).map_err(sys("unshare namespaces"))?;
+    }
+    if a.plan.has_user() {
+        // Become root of the new user namespace (when 0 is mapped).
+        let _ = setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0));
+        let _ = setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0));
+    }
+    Ok(())
+}
+
+/// setgroups is denied in user namespaces an unprivileged user made.
+fn setgroups_allowed(a: &SpawnArgs<'_>) -> bool {
+    if !a.plan.has_user() {
+        return true;
+    }
+    std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true)
+}
+
+fn needs_runtime_hooks(spec: &Spec) -> bool {
+    let Some(h) = spec.hooks().as_ref() else {
+        return false;
+    };
+    #[allow(deprecated)]
+    let prestart = h.prestart().as_ref().is_some_and(|v| !v.is_empty());
+    prestart || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+}
+
+fn set_names(spec: &Spec) -> Result<(), InitError> {
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(sys(format!("set hostname {h:?}")))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        rt_sys::uts::set_domainname(d).map_err(sys(format!("set domainname {d:?}")))?;
+    }
+    Ok(())
+}
+
+/// Look `arg0` up the way execvp would, in the container and with its PATH.
+fn find_executable(arg0: &str, env: &Option<Vec<String>>) -> Result<CString, InitError> {
+    let check = |p: &Path| -> Result<CString, InitError> {
+        let meta = std::fs::metadata(p).map_err(|e| InitError::NotExecutable {
+            path: p.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        if meta.is_dir() || meta.permissions().mode() & 0o111 == 0 {
+            return Err(InitError::NotExecutable {
+                path: p.display().to_string(),
+                reason: "permission denied".into(),
+            });
+        }
+        Ok(CString::new(p.as_os_str().as_encoded_bytes()).expect("validated: no NUL"))
+    };
+    if arg0.contains('/') {
+        return check(Path::new(arg0));
+    }
+    let path = env
+        .iter()
+        .flatten()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let cand = Path::new(dir).join(arg0);
+        if let Ok(c) = check(&cand) {
+            return Ok(c);
+        }
+    }
+    Err(InitError::NotFound(arg0.to_string()))
+}
+
+/// The host's /dev/null, opened in our own mount namespace (a bind source must be
+/// there) and checked to be the 1:3 device, so masked paths never get an impostor.
+fn open_dev_null() -> Result<OwnedFd, InitError> {
+    let fd = open("/dev/null", OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(sys("open /dev/null"))?;
+    let st = fstat(fd.as_fd()).map_err(sys("stat /dev/null"))?;
+    let dev = st.st_rdev;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || libc::major(dev) != 1 || libc::minor(dev) != 3
+    {
+        return Err(InitError::Sys {
+            op: "/dev/null is not the null device".into(),
+            source: nix::errno::Errno::EINVAL,
+        });
+    }
+    Ok(fd)
+}

@@ -1,0 +1,121 @@
+//! The parent's side of starting the init: one `clone3` that creates the namespaces,
+//! lands the child in its cgroup (v2) and returns a pidfd; then the cgroup (v1) and
+//! id maps are set up before the child is told to go on.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+use rt_sys::clone::{clone3, CloneArgs, Forked};
+use thiserror::Error;
+
+use super::channel::{Channel, ChannelError, Msg};
+use super::init;
+use crate::cgroups::{CgroupError, CgroupRecord};
+use crate::namespaces::{self, NamespaceError, Plan};
+
+#[derive(Debug, Error)]
+pub enum SpawnError {
+    #[error("clone the container init: {0}")]
+    Clone(nix::Error),
+    #[error(transparent)]
+    Namespace(#[from] NamespaceError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+}
+
+/// Everything the init needs; the child reads it from its copy of our memory.
+pub struct SpawnArgs<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub plan: &'a Plan,
+    pub cgroup: &'a CgroupRecord,
+    /// Where `rt start` will knock (already bound and listening).
+    pub listener: OwnedFd,
+    pub console: Option<UnixStream>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// A running init, waiting on the channel for the next step.
+#[derive(Debug)]
+pub struct Spawned {
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+    pub channel: Channel,
+}
+
+impl Spawned {
+    /// Kill and reap the init after a failed create.
+    pub fn abort(&self) {
+        let _ = rt_sys::pidfd::kill(self.pidfd.as_fd(), nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(self.pid, None);
+    }
+}
+
+pub fn spawn(args: SpawnArgs<'_>) -> Result<Spawned, SpawnError> {
+    let (parent_end, child_end) = Channel::pair()?;
+    let mut guard = args.plan.enter_for_clone(args.spec)?;
+    let cgroup_dir = args.cgroup.open_v2_dir();
+    let mut clone_args = CloneArgs {
+        flags: args.plan.clone_flags.bits() as u64,
+        cgroup: cgroup_dir.as_ref().map(|d| d.as_fd()),
+        pidfd: true,
+    };
+    let mut forked = clone3(&clone_args);
+    if matches!(
+        forked,
+        Err(Errno::EOPNOTSUPP) | Err(Errno::EBUSY) | Err(Errno::EINVAL)
+    ) && clone_args.cgroup.is_some()
+    {
+        // Some v2 cgroups refuse CLONE_INTO_CGROUP (threaded, older kernels): join by
+        // writing cgroup.procs instead.
+        clone_args.cgroup = None;
+        forked = clone3(&clone_args);
+    }
+    let in_cgroup = clone_args.cgroup.is_some();
+    match forked.map_err(SpawnError::Clone) {
+        Ok(Forked::Child) => {
+            // This copy of the guard belongs to the child, born in the joined
+            // namespaces: it must never switch back to the runtime's.
+            std::mem::forget(guard);
+            drop(parent_end);
+            init::run(args, child_end)
+        }
+        Ok(Forked::Parent { pid, pidfd }) => {
+            let pidfd = pidfd.expect("clone3 asked for a pidfd");
+            drop(child_end);
+            let spawned = Spawned {
+                pid,
+                pidfd,
+                channel: parent_end,
+            };
+            let mut setup = || -> Result<(), SpawnError> {
+                guard.restore()?;
+                if !in_cgroup {
+                    args.cgroup.add(pid.as_raw())?;
+                }
+                if args.plan.new_user {
+                    namespaces::write_id_maps(pid, args.spec)?;
+                }
+                spawned.channel.send(&Msg::Go(pid.as_raw()))?;
+                Ok(())
+            };
+            if let Err(e) = setup() {
+                spawned.abort();
+                return Err(e);
+            }
+            Ok(spawned)
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,276 @@
+//! One entry of `mounts`: make its destination inside the rootfs, mount it on the
+//! resolved descriptor, then apply remount flags, propagation and recursive attributes.
+
+use std::fs;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use nix::sys::statvfs::{statvfs, FsFlags};
+use oci_spec::runtime::Mount;
+use pathrs::flags::OpenFlags;
+use pathrs::{Handle, Root};
+use rt_sys::mount::{mount_setattr, MountAttr};
+
+use super::error::is_not_found;
+use super::options::MountOptions;
+use super::{cgroupfs, fd_path, Context, RootfsError};
+
+pub fn mount_one(root: &Root, m: &Mount, ctx: &Context<'_>) -> Result<(), RootfsError> {
+    let dest = m.destination();
+    let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default());
+    let typ = m.typ().as_deref().unwrap_or("");
+    let bind = opts.is_bind() || typ == "bind";
+    if typ == "cgroup" || typ == "cgroup2" {
+        return cgroupfs::mount_cgroups(root, dest, &opts, ctx);
+    }
+    if matches!(typ, "proc" | "sysfs") {
+        refuse_symlink(root, dest)?;
+    }
+    let source = m.source().as_deref();
+    if bind {
+        let source = source.ok_or_else(|| RootfsError::Unsafe {
+            path: dest.clone(),
+            reason: "bind mount without a source".into(),
+        })?;
+        let target = make_target(root, dest, !is_dir(source))?;
+        bind_mount(root, source, &target, dest, &opts)
+    } else {
+        let target = make_target(root, dest, false)?;
+        let src = source
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(typ));
+        let under = opts
+            .tmpcopyup
+            .then(|| target.try_clone())
+            .transpose()
+            .ok()
+            .flatten();
+        let data = opts.data_string();
+        let flags = opts.flags & !MsFlags::MS_REMOUNT;
+        match mount(
+            Some(&src),
+            fd_path(&target).as_str(),
+            Some(typ),
+            flags,
+            data.as_deref(),
+        ) {
+            Ok(()) => {}
+            // A user namespace may not mount sysfs for a network namespace it does not
+            // own, nor mqueue for an IPC namespace: bind the host's, as runc does.
+            Err(Errno::EPERM) if ctx.user_ns && matches!(typ, "sysfs" | "mqueue") => {
+                let host = if typ == "sysfs" {
+                    "/sys"
+                } else {
+                    "/dev/mqueue"
+                };
+                let mut o = opts.clone();
+                o.flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
+                return bind_mount(root, Path::new(host), &target, dest, &o);
+            }
+            Err(e) => return Err(RootfsError::sys("mount", dest, e)),
+        }
+        let mounted = resolve(root, dest)?;
+        if let Some(under) = under {
+            copy_up(&under, &mounted, dest)?;
+        }
+        finish(&mounted, dest, &opts)
+    }
+}
+
+/// A bind mount, then the flags a bind ignores applied by a remount.
+pub(super) fn bind_mount(
+    root: &Root,
+    source: &Path,
+    target: &Handle,
+    dest: &Path,
+    opts: &MountOptions,
+) -> Result<(), RootfsError> {
+    let rec = if opts.is_recursive_bind() {
+        MsFlags::MS_REC
+    } else {
+        MsFlags::empty()
+    };
+    mount(
+        Some(source),
+        fd_path(target).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND | rec,
+        None::<&str>,
+    )
+    .map_err(|e| RootfsError::sys("bind mount", dest, e))?;
+    let mounted = resolve(root, dest)?;
+    let flags = opts.remount_flags();
+    if !flags.is_empty() {
+        remount(&mounted, dest, flags)?;
+    }
+    finish(&mounted, dest, opts)
+}
+
+/// Remount a bind mount with `flags`, keeping the flags the kernel locks in a user
+/// namespace (nosuid, nodev, noexec, atime) when it refuses to drop them.
+pub(super) fn remount(mounted: &Handle, dest: &Path, flags: MsFlags) -> Result<(), RootfsError> {
+    let path = fd_path(mounted);
+    let base = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    match mount(
+        None::<&str>,
+        path.as_str(),
+        None::<&str>,
+        base | flags,
+        None::<&str>,
+    ) {
+        Err(Errno::EPERM) => {
+            let locked = locked_flags(&path);
+            mount(
+                None::<&str>,
+                path.as_str(),
+                None::<&str>,
+                base | flags | locked,
+                None::<&str>,
+            )
+            .map_err(|e| RootfsError::sys("remount", dest, e))
+        }
+        r => r.map_err(|e| RootfsError::sys("remount", dest, e)),
+    }
+}
+
+fn locked_flags(path: &str) -> MsFlags {
+    let Ok(st) = statvfs(path) else {
+        return MsFlags::empty();
+    };
+    let f = st.flags();
+    let mut out = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(fs) {
+            out |= ms;
+        }
+    }
+    out
+}
+
+/// Propagation changes and recursive attributes, on the new mount.
+fn finish(mounted: &Handle, dest: &Path, opts: &MountOptions) -> Result<(), RootfsError> {
+    for p in &opts.propagation {
+        mount(
+            None::<&str>,
+            fd_path(mounted).as_str(),
+            None::<&str>,
+            *p,
+            None::<&str>,
+        )
+        .map_err(|e| RootfsError::sys("set propagation", dest, e))?;
+    }
+    if opts.rec_set != 0 || opts.rec_clear != 0 {
+        let attr = MountAttr {
+            set: opts.rec_set,
+            clear: opts.rec_clear,
+            ..Default::default()
+        };
+        mount_setattr(mounted.as_fd(), true, &attr)
+            .map_err(|e| RootfsError::sys("set mount attributes", dest, e))?;
+    }
+    Ok(())
+}
+
+pub(super) fn resolve(root: &Root, path: &Path) -> Result<Handle, RootfsError> {
+    root.resolve(path)
+        .map_err(|e| RootfsError::resolve("resolve", path, e))
+}
+
+/// Create the mount point inside the rootfs (a file for a file bind mount).
+pub(super) fn make_target(root: &Root, dest: &Path, file: bool) -> Result<Handle, RootfsError> {
+    let perm = fs::Permissions::from_mode(0o755);
+    if !file {
+        return root
+            .mkdir_all(dest, &perm)
+            .map_err(|e| RootfsError::resolve("create mount point", dest, e));
+    }
+    match root.resolve(dest) {
+        Ok(h) => return Ok(h),
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(RootfsError::resolve("resolve", dest, e)),
+    }
+    if let Some(parent) = dest.parent() {
+        root.mkdir_all(parent, &perm)
+            .map_err(|e| RootfsError::resolve("create mount point", parent, e))?;
+    }
+    match root.create_file(
+        dest,
+        OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+        &fs::Permissions::from_mode(0o644),
+    ) {
+        Ok(_) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                pathrs::error::ErrorKind::OsError(Some(libc::EEXIST))
+            ) => {}
+        Err(e) => return Err(RootfsError::resolve("create mount point", dest, e)),
+    }
+    resolve(root, dest)
+}
+
+/// proc and sysfs must not be redirected by an image whose /proc is a symlink.
+fn refuse_symlink(root: &Root, dest: &Path) -> Result<(), RootfsError> {
+    match root.resolve_nofollow(dest) {
+        Ok(h) => {
+            // An O_PATH handle to a symlink reports S_IFLNK through fstat.
+            let st =
+                nix::sys::stat::fstat(h.as_fd()).map_err(|e| RootfsError::sys("stat", dest, e))?;
+            if (st.st_mode & libc::S_IFMT) == libc::S_IFLNK {
+                return Err(RootfsError::Unsafe {
+                    path: dest.to_path_buf(),
+                    reason: "mount destination is a symlink".into(),
+                });
+            }
+            Ok(())
+        }
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(RootfsError::resolve("resolve", dest, e)),
+    }
+}
+
+fn is_dir(p: &Path) -> bool {
+    fs::metadata(p).map(|m| m.is_dir()).unwrap_or(true)
+}
+
+/// `tmpcopyup`: fill the new tmpfs with what the image had under it.
+fn copy_up(under: &Handle, mounted: &Handle, dest: &Path) -> Result<(), RootfsError> {
+    copy_tree(Path::new(&fd_path(under)), Path::new(&fd_path(mounted)))
+        .map_err(|e| RootfsError::io("copy up", dest, e))
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    let meta = fs::symlink_metadata(from)?;
+    fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    let _ = std::os::unix::fs::lchown(to, Some(meta.uid()), Some(meta.gid()));
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let m = fs::symlink_metadata(&src)?;
+        let ft = m.file_type();
+        if ft.is_dir() {
+            fs::create_dir(&dst)?;
+            copy_tree(&src, &dst)?;
+            continue;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&src)?, &dst)?;
+        } else if ft.is_file() {
+            fs::copy(&src, &dst)?;
+            fs::set_permissions(&dst, fs::Permissions::from_mode(m.mode() & 0o7777))?;
+        } else {
+            continue;
+        }
+        let _ = std::os::unix::fs::lchown(&dst, Some(m.uid()), Some(m.gid()));
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! File descriptor hygiene: nothing of the caller may reach the container.
+
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+
+use crate::Result;
+
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+
+fn close_range(first: libc::c_uint, last: libc::c_uint, flags: libc::c_uint) -> Result<()> {
+    // SAFETY: close_range takes plain integers; closing descriptors we own is the intent.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) };
+    Errno::result(ret).map(drop)
+}
+
+/// Mark every descriptor from `first` up as close-on-exec, except those in `keep`.
+pub fn cloexec_from(first: RawFd, keep: &[RawFd]) -> Result<()> {
+    each_gap(first, keep, |lo, hi| {
+        close_range(lo, hi, CLOSE_RANGE_CLOEXEC)
+    })
+}
+
+/// Close every descriptor from `first` up, except those in `keep`.
+///
+/// Any `OwnedFd` in the closed range must be forgotten by the caller.
+pub fn close_from(first: RawFd, keep: &[RawFd]) -> Result<()> {
+    each_gap(first, keep, |lo, hi| close_range(lo, hi, 0))
+}
+
+fn each_gap(first: RawFd, keep: &[RawFd], mut f: impl FnMut(u32, u32) -> Result<()>) -> Result<()> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|&&k| k >= first)
+        .map(|&k| k as u32)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut lo = first as u32;
+    for k in keep {
+        if k > lo {
+            f(lo, k - 1)?;
+        }
+        lo = k + 1;
+    }
+    f(lo, u32::MAX)
+}
+
+/// `accept4(2)` with close-on-exec, returning an owned connection.
+pub fn accept(listener: std::os::fd::BorrowedFd<'_>) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: null address pointers are allowed when the peer address is not wanted.
+    let fd = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC,
+        )
+    };
+    let fd = Errno::result(fd)?;
+    // SAFETY: the kernel just created this descriptor for us.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_skip_kept_descriptors() {
+        let mut seen = vec![];
+        each_gap(3, &[5, 4, 9, 1], |lo, hi| {
+            seen.push((lo, hi));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![(3, 3), (6, 8), (10, u32::MAX)]);
+    }
+}
