@@ -8,15 +8,22 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "rt",
-    version,
+    version = VERSION,
+    disable_version_flag = true,
     about = "An OCI container runtime, drop-in compatible with runc"
 )]
 pub struct Cli {
+    /// Print the version
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    version: Option<bool>,
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// `rt --version`, in runc's layout (callers parse the `spec:` line).
+const VERSION: &str = concat!("version ", env!("CARGO_PKG_VERSION"), "\nspec: 1.2.1");
 
 #[derive(Debug, Args)]
 pub struct Global {
@@ -66,7 +73,7 @@ pub enum Command {
         all: bool,
         id: String,
         /// Signal name or number
-        #[arg(default_value = "SIGTERM")]
+        #[arg(default_value = "SIGTERM", allow_negative_numbers = true)]
         signal: String,
     },
     /// Delete a container and everything it holds

@@ -5,10 +5,19 @@ mod cli;
 mod commands;
 mod logger;
 
-use clap::Parser;
+use clap::Parser as _;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            // One line, like every other error of rt (callers show stderr verbatim).
+            let text = e.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("invalid arguments"));
+            std::process::exit(1);
+        }
+    };
     if let Err(e) = logger::init(&cli.global) {
         eprintln!("rt: {e:#}");
         std::process::exit(1);
