@@ -78,3 +78,26 @@ mod tests {
         assert_eq!(seen, vec![(3, 3), (6, 8), (10, u32::MAX)]);
     }
 }
+
+/// Receive one descriptor sent with SCM_RIGHTS over a unix socket.
+pub fn recv_fd(sock: std::os::fd::BorrowedFd<'_>) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    for c in msg.cmsgs()? {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: SCM_RIGHTS just installed this descriptor in our table.
+                return Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(Errno::EBADMSG)
+}

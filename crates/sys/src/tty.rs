@@ -39,3 +39,19 @@ pub fn open_peer(master: BorrowedFd<'_>, flags: libc::c_int) -> Result<std::os::
     // SAFETY: the kernel just created this descriptor for us.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
+
+/// Give `to` the window size of `from` (a terminal each).
+pub fn copy_window_size(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<()> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ fills the winsize we pass; TIOCSWINSZ reads it.
+    let ret = unsafe { libc::ioctl(from.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    Errno::result(ret)?;
+    // SAFETY: as above.
+    let ret = unsafe { libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    Errno::result(ret).map(drop)
+}

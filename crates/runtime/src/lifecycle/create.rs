@@ -40,9 +40,21 @@ pub struct CreateOptions {
 pub struct Created {
     pub pid: Pid,
     pub pidfd: OwnedFd,
+    /// Whether the container's process has a terminal.
+    pub terminal: bool,
 }
 
 pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created, Error> {
+    create_inner(store, opts, None)
+}
+
+/// `create`, with a socket of our own standing in for `--console-socket` when the
+/// container has a terminal (for `run` in the foreground, which proxies the pty).
+pub(crate) fn create_inner(
+    store: &Store,
+    opts: &CreateOptions,
+    own_console: Option<UnixStream>,
+) -> Result<Created, Error> {
     id::validate(&opts.id)?;
     let bundle = fs::canonicalize(&opts.bundle).map_err(Error::io("open bundle", &opts.bundle))?;
     let spec = rt_spec::load_bundle(&bundle)?;
@@ -57,7 +69,15 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created, Error> {
         cgroups_path.as_deref().and_then(Path::to_str),
         &opts.id,
     )?;
-    let console = connect_console(&spec, opts.console_socket.as_deref())?;
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let console = match own_console {
+        Some(c) if terminal && opts.console_socket.is_none() => Some(c),
+        _ => connect_console(&spec, opts.console_socket.as_deref())?,
+    };
 
     let dir = store.create(&opts.id)?;
     let mut state = State {
@@ -85,6 +105,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created, Error> {
             Ok(Created {
                 pid: s.pid,
                 pidfd: s.pidfd,
+                terminal,
             })
         }
         Err(e) => {
