@@ -63,22 +63,6 @@ pub fn accept(listener: std::os::fd::BorrowedFd<'_>) -> Result<std::os::fd::Owne
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gaps_skip_kept_descriptors() {
-        let mut seen = vec![];
-        each_gap(3, &[5, 4, 9, 1], |lo, hi| {
-            seen.push((lo, hi));
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(seen, vec![(3, 3), (6, 8), (10, u32::MAX)]);
-    }
-}
-
 /// Receive one descriptor sent with SCM_RIGHTS over a unix socket.
 pub fn recv_fd(sock: std::os::fd::BorrowedFd<'_>) -> Result<std::os::fd::OwnedFd> {
     use std::os::fd::{AsRawFd, FromRawFd};
@@ -100,4 +84,20 @@ pub fn recv_fd(sock: std::os::fd::BorrowedFd<'_>) -> Result<std::os::fd::OwnedFd
         }
     }
     Err(Errno::EBADMSG)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_skip_kept_descriptors() {
+        let mut seen = vec![];
+        each_gap(3, &[5, 4, 9, 1], |lo, hi| {
+            seen.push((lo, hi));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![(3, 3), (6, 8), (10, u32::MAX)]);
+    }
 }

@@ -77,7 +77,7 @@ pub fn run(store: &Store, opts: &RunOptions) -> Result<i32, Error> {
     if opts.detach {
         return Ok(0);
     }
-    let _raw = master.as_ref().and_then(|m| RawTerminal::enter(m));
+    let _raw = master.as_ref().and_then(RawTerminal::enter);
     let sfd =
         SignalFd::with_flags(&forwarded, SfdFlags::SFD_CLOEXEC).map_err(Error::sys("signalfd"))?;
     let mut stdin_open = master.is_some();
