@@ -152,14 +152,16 @@ fn prepare(a: &SpawnArgs<'_>, channel: &Channel) -> Result<Ready, InitError> {
     rootfs::finish_readonly(spec)?;
 
     set_names(spec)?;
-    let proc = Proc::open()?;
-    if let Some(sysctls) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
-        proc.apply_sysctls(sysctls)?;
+    let sysctls = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).filter(|s| !s.is_empty());
+    if sysctls.is_some() || process.oom_score_adj().is_some() {
+        let proc = Proc::open()?;
+        if let Some(s) = sysctls {
+            proc.apply_sysctls(s)?;
+        }
+        if let Some(score) = process.oom_score_adj() {
+            proc.set_oom_score_adj(score)?;
+        }
     }
-    if let Some(score) = process.oom_score_adj() {
-        proc.set_oom_score_adj(score)?;
-    }
-    drop(proc);
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
 
     if let Some(c) = process.capabilities() {

@@ -2,8 +2,6 @@
 //! host's tree. With a cgroup namespace the kernel roots a fresh mount there; without
 //! one, the container's directories are bind-mounted.
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use nix::mount::{mount, MsFlags};
@@ -49,9 +47,7 @@ pub fn mount_cgroups(
                 .join(","),
         };
         let sub = dest.join(&name);
-        let sub_target = root
-            .mkdir_all(&sub, &fs::Permissions::from_mode(0o755))
-            .map_err(|e| RootfsError::resolve("create cgroup mount point", &sub, e))?;
+        let sub_target = mkdir_in_fresh(root, dest, &name)?;
         let v1_opts = (dir.version == Version::V1).then(|| dir.controllers.join(","));
         mount_hierarchy(
             root,
@@ -110,4 +106,21 @@ fn mount_hierarchy(
         ..Default::default()
     };
     bind_mount(root, host_dir, target, dest, &opts)
+}
+
+/// A directory in the tmpfs rt just mounted: nothing else can reach it yet, so a
+/// plain `mkdirat` is safe and spares libpathrs' checks.
+fn mkdir_in_fresh(root: &Root, tmpfs: &Path, name: &str) -> Result<pathrs::Handle, RootfsError> {
+    use std::os::fd::AsFd;
+
+    use nix::fcntl::{openat, OFlag};
+    use nix::sys::stat::{mkdirat, Mode};
+    let top = resolve(root, tmpfs)?;
+    let dir = openat(top.as_fd(), ".", OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| RootfsError::sys("open", tmpfs, e))?;
+    let path = tmpfs.join(name);
+    mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o755)).map_err(|e| RootfsError::sys("mkdir", &path, e))?;
+    let fd = openat(dir.as_fd(), name, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| RootfsError::sys("open", &path, e))?;
+    Ok(pathrs::Handle::from_fd(fd))
 }

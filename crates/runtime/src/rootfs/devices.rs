@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -15,7 +14,7 @@ use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
 use pathrs::flags::OpenFlags;
 use pathrs::{InodeType, Root};
 
-use super::mounts::{bind_mount, make_target};
+use super::mounts::{bind_mount, make_target, mkdir_all};
 use super::options::MountOptions;
 use super::{Context, RootfsError};
 
@@ -110,9 +109,7 @@ fn from_config(d: &LinuxDevice) -> Node {
 
 fn mknod(root: &Root, n: &Node) -> Result<(), RootfsError> {
     let (parent, name) = split(&n.path)?;
-    let dir = root
-        .mkdir_all(parent, &fs::Permissions::from_mode(0o755))
-        .map_err(|e| RootfsError::resolve("create device directory", parent, e))?;
+    let dir = mkdir_all(root, parent)?;
     // Whatever the image has there (a file, a symlink planted to redirect us) goes.
     match unlinkat(dir.as_fd(), name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => {}

@@ -188,20 +188,14 @@ pub(super) fn resolve(root: &Root, path: &Path) -> Result<Handle, RootfsError> {
 
 /// Create the mount point inside the rootfs (a file for a file bind mount).
 pub(super) fn make_target(root: &Root, dest: &Path, file: bool) -> Result<Handle, RootfsError> {
-    let perm = fs::Permissions::from_mode(0o755);
     if !file {
-        return root
-            .mkdir_all(dest, &perm)
-            .map_err(|e| RootfsError::resolve("create mount point", dest, e));
+        return mkdir_all(root, dest);
     }
-    match root.resolve(dest) {
-        Ok(h) => return Ok(h),
-        Err(e) if is_not_found(&e) => {}
-        Err(e) => return Err(RootfsError::resolve("resolve", dest, e)),
+    if let Some(h) = lookup(root, dest)? {
+        return Ok(h);
     }
     if let Some(parent) = dest.parent() {
-        root.mkdir_all(parent, &perm)
-            .map_err(|e| RootfsError::resolve("create mount point", parent, e))?;
+        mkdir_all(root, parent)?;
     }
     match root.create_file(
         dest,
@@ -217,6 +211,40 @@ pub(super) fn make_target(root: &Root, dest: &Path, file: bool) -> Result<Handle
         Err(e) => return Err(RootfsError::resolve("create mount point", dest, e)),
     }
     resolve(root, dest)
+}
+
+/// Find `path` inside the rootfs, `None` when it does not exist. The kernel's
+/// `RESOLVE_IN_ROOT` does the whole walk in one syscall; libpathrs (which also
+/// covers kernels without openat2) is asked only if the kernel cannot.
+pub(super) fn lookup(root: &Root, path: &Path) -> Result<Option<Handle>, RootfsError> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    match openat2(root.as_fd(), path, how) {
+        Ok(fd) => Ok(Some(Handle::from_fd(fd))),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(Errno::ENOSYS) | Err(Errno::E2BIG) | Err(Errno::EAGAIN) => match root.resolve(path) {
+            Ok(h) => Ok(Some(h)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(RootfsError::resolve("resolve", path, e)),
+        },
+        Err(e) => Err(RootfsError::sys("resolve", path, e)),
+    }
+}
+
+/// A directory inside the rootfs, made (with parents, mode 0755) when missing. Most
+/// already exist: one `openat2` finds them, and libpathrs' careful creation, which
+/// costs dozens of syscalls, runs only when something must be made.
+pub(super) fn mkdir_all(root: &Root, dir: &Path) -> Result<Handle, RootfsError> {
+    if let Some(h) = lookup(root, dir)? {
+        let st = nix::sys::stat::fstat(h.as_fd()).map_err(|e| RootfsError::sys("stat", dir, e))?;
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            return Ok(h);
+        }
+    }
+    root.mkdir_all(dir, &fs::Permissions::from_mode(0o755))
+        .map_err(|e| RootfsError::resolve("create directory", dir, e))
 }
 
 /// proc and sysfs must not be redirected by an image whose /proc is a symlink.
