@@ -46,8 +46,7 @@ pub enum NamespaceError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("a mount namespace is required (linux.namespaces has no \"mount\")")]
-    NoMountNamespace,
+
     #[error("joining a user namespace by path together with a new pid or time namespace is not supported yet")]
     JoinedUserWithNewPid,
 }
@@ -103,6 +102,9 @@ pub struct Plan {
     pub joined_user: Option<Joined>,
     pub new_user: bool,
     pub new_pid: bool,
+    /// False when the container shares the runtime's mount namespace: its mounts are
+    /// then made on the host, and it enters its rootfs with chroot.
+    pub mount_ns: bool,
 }
 
 impl Plan {
@@ -115,18 +117,16 @@ impl Plan {
             joined_user: None,
             new_user: false,
             new_pid: false,
+            mount_ns: false,
         };
         let namespaces = spec
             .linux()
             .as_ref()
             .and_then(|l| l.namespaces().clone())
             .unwrap_or_default();
-        if !namespaces
+        plan.mount_ns = namespaces
             .iter()
-            .any(|n| n.typ() == LinuxNamespaceType::Mount)
-        {
-            return Err(NamespaceError::NoMountNamespace);
-        }
+            .any(|n| n.typ() == LinuxNamespaceType::Mount);
         for ns in &namespaces {
             let kind = ns.typ();
             match ns.path() {

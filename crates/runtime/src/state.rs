@@ -71,6 +71,10 @@ pub struct State {
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     pub cgroup: CgroupRecord,
+    /// The container shares the host's mount namespace: its mounts are on the host
+    /// and `delete` takes them down.
+    #[serde(default)]
+    pub host_mounts: bool,
     /// The config as it was at create time: hooks and the process for `exec` come from
     /// here, so deleting or editing the bundle afterwards changes nothing.
     pub config: Box<Spec>,

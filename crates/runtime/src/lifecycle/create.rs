@@ -95,6 +95,7 @@ pub(crate) fn create_inner(
             .into_iter()
             .collect(),
         cgroup,
+        host_mounts: !plan.mount_ns,
         config: Box::new(spec.clone()),
     };
     let mut spawned = None;
@@ -113,6 +114,9 @@ pub(crate) fn create_inner(
                 s.abort();
             }
             let _ = state.cgroup.destroy();
+            if state.host_mounts {
+                crate::rootfs::unmount_host_mounts(&state.rootfs);
+            }
             let _ = dir.remove();
             Err(e)
         }
@@ -154,7 +158,8 @@ fn build(
         match s.channel.recv() {
             Ok(Msg::RuntimeHooks) => {
                 if let Some(h) = spec.hooks() {
-                    let st = hook_state(state, "creating");
+                    // "created": the runtime spec's lifecycle puts these hooks after step 2.
+                    let st = hook_state(state, "created");
                     #[allow(deprecated)]
                     let prestart = h.prestart().as_deref().unwrap_or_default();
                     hooks::run_all("prestart", prestart, &st)?;

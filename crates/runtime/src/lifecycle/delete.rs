@@ -40,6 +40,9 @@ pub fn delete(store: &Store, container: &str, force: bool) -> Result<(), Error> 
         }
     }
     state.cgroup.destroy()?;
+    if state.host_mounts {
+        crate::rootfs::unmount_host_mounts(&state.rootfs);
+    }
     if let Some(h) = state
         .config
         .hooks()

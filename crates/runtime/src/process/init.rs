@@ -114,6 +114,7 @@ fn prepare(a: &SpawnArgs<'_>, channel: &Channel) -> Result<Ready, InitError> {
         rootfs: a.rootfs,
         user_ns: a.plan.has_user(),
         cgroup_ns: a.plan.unshare_flags.contains(CloneFlags::CLONE_NEWCGROUP),
+        mount_ns: a.plan.mount_ns,
         cgroup: a.cgroup,
         dev_null: dev_null.as_fd(),
     };
@@ -135,7 +136,7 @@ fn prepare(a: &SpawnArgs<'_>, channel: &Channel) -> Result<Ready, InitError> {
         .as_ref()
         .and_then(|h| h.create_container().as_ref())
     {
-        hooks::run_all("createContainer", h, &state("creating"))?;
+        hooks::run_all("createContainer", h, &state("created"))?;
     }
     rootfs::protect_paths(&root, &ctx)?;
     if process.terminal().unwrap_or(false) {
@@ -148,11 +149,22 @@ fn prepare(a: &SpawnArgs<'_>, channel: &Channel) -> Result<Ready, InitError> {
     }
     drop(root);
     drop(dev_null);
-    rootfs::enter(a.rootfs, a.no_pivot, spec)?;
-    rootfs::finish_readonly(spec)?;
+    let entry = match (a.plan.mount_ns, a.no_pivot) {
+        (false, _) => rootfs::Entry::Chroot,
+        (true, true) => rootfs::Entry::Move,
+        (true, false) => rootfs::Entry::PivotRoot,
+    };
+    rootfs::enter(a.rootfs, entry, spec)?;
+    if a.plan.mount_ns {
+        rootfs::finish_readonly(spec)?;
+    }
 
     set_names(spec)?;
-    let sysctls = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).filter(|s| !s.is_empty());
+    let sysctls = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().as_ref())
+        .filter(|s| !s.is_empty());
     if sysctls.is_some() || process.oom_score_adj().is_some() {
         let proc = Proc::open()?;
         if let Some(s) = sysctls {

@@ -116,11 +116,22 @@ fn mkdir_in_fresh(root: &Root, tmpfs: &Path, name: &str) -> Result<pathrs::Handl
     use nix::fcntl::{openat, OFlag};
     use nix::sys::stat::{mkdirat, Mode};
     let top = resolve(root, tmpfs)?;
-    let dir = openat(top.as_fd(), ".", OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| RootfsError::sys("open", tmpfs, e))?;
+    let dir = openat(
+        top.as_fd(),
+        ".",
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| RootfsError::sys("open", tmpfs, e))?;
     let path = tmpfs.join(name);
-    mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o755)).map_err(|e| RootfsError::sys("mkdir", &path, e))?;
-    let fd = openat(dir.as_fd(), name, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| RootfsError::sys("open", &path, e))?;
+    mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o755))
+        .map_err(|e| RootfsError::sys("mkdir", &path, e))?;
+    let fd = openat(
+        dir.as_fd(),
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| RootfsError::sys("open", &path, e))?;
     Ok(pathrs::Handle::from_fd(fd))
 }

@@ -20,7 +20,7 @@ use pathrs::Root;
 
 use crate::cgroups::CgroupRecord;
 pub use error::RootfsError;
-pub use pivot::{enter, finish_readonly};
+pub use pivot::{enter, finish_readonly, unmount_host_mounts, Entry};
 
 /// What the rootfs steps need to know besides the config.
 pub struct Context<'a> {
@@ -29,6 +29,8 @@ pub struct Context<'a> {
     pub rootfs: &'a Path,
     pub user_ns: bool,
     pub cgroup_ns: bool,
+    /// The container has a mount namespace of its own (see `namespaces::Plan`).
+    pub mount_ns: bool,
     pub cgroup: &'a CgroupRecord,
     /// The host's `/dev/null`, checked to be the real 1:3 device.
     pub dev_null: BorrowedFd<'a>,
@@ -42,16 +44,20 @@ pub(crate) fn fd_path(fd: &impl AsFd) -> String {
 /// Make the rootfs a mount of its own, then mount everything in `mounts`, then the
 /// devices. Returns the root handle for the steps that follow (hooks, masking).
 pub fn prepare(ctx: &Context<'_>) -> Result<Root, RootfsError> {
-    set_root_propagation(ctx.spec)?;
-    pivot::make_parent_private(ctx.rootfs)?;
-    mount(
-        Some(ctx.rootfs),
-        ctx.rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(|e| RootfsError::sys("bind mount rootfs", ctx.rootfs, e))?;
+    // In the host's own mount namespace nothing of the host may change: only the
+    // configured mounts are made, under the rootfs.
+    if ctx.mount_ns {
+        set_root_propagation(ctx.spec)?;
+        pivot::make_parent_private(ctx.rootfs)?;
+        mount(
+            Some(ctx.rootfs),
+            ctx.rootfs,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| RootfsError::sys("bind mount rootfs", ctx.rootfs, e))?;
+    }
     // Opened after the bind, so every mount lands on the container's view.
     let root =
         Root::open(ctx.rootfs).map_err(|e| RootfsError::resolve("open rootfs", ctx.rootfs, e))?;

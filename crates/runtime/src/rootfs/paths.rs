@@ -8,12 +8,13 @@ use nix::mount::{mount, MsFlags};
 use pathrs::Root;
 use rt_sys::mount::{mount_setattr, MountAttr, MOUNT_ATTR_RDONLY};
 
-
 use super::mounts::{lookup, remount, resolve};
 use super::{fd_path, RootfsError};
 
 pub fn mask(root: &Root, path: &Path, dev_null: BorrowedFd<'_>) -> Result<(), RootfsError> {
-    let Some(target) = lookup(root, path)? else { return Ok(()) };
+    let Some(target) = lookup(root, path)? else {
+        return Ok(());
+    };
     let st =
         nix::sys::stat::fstat(target.as_fd()).map_err(|e| RootfsError::sys("stat", path, e))?;
     if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
@@ -38,7 +39,9 @@ pub fn mask(root: &Root, path: &Path, dev_null: BorrowedFd<'_>) -> Result<(), Ro
 }
 
 pub fn make_readonly(root: &Root, path: &Path) -> Result<(), RootfsError> {
-    let Some(target) = lookup(root, path)? else { return Ok(()) };
+    let Some(target) = lookup(root, path)? else {
+        return Ok(());
+    };
     let p = fd_path(&target);
     mount(
         Some(p.as_str()),

@@ -38,9 +38,23 @@ pub fn make_parent_private(rootfs: &Path) -> Result<(), RootfsError> {
     .map_err(|e| RootfsError::sys("make parent mount private", mp, e))
 }
 
+/// How the init makes the rootfs its `/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    PivotRoot,
+    /// `--no-pivot`: move the rootfs mount over `/`, then chroot.
+    Move,
+    /// No mount namespace of its own: a chroot, changing nothing of the host's.
+    Chroot,
+}
+
 /// Make the rootfs `/`. The old root is detached lazily and never visible again.
-pub fn enter(rootfs: &Path, no_pivot: bool, spec: &Spec) -> Result<(), RootfsError> {
-    if no_pivot {
+pub fn enter(rootfs: &Path, how: Entry, spec: &Spec) -> Result<(), RootfsError> {
+    if how == Entry::Chroot {
+        chroot(rootfs).map_err(|e| RootfsError::sys("chroot", rootfs, e))?;
+        return chdir("/").map_err(|e| RootfsError::sys("chdir", "/", e));
+    }
+    if how == Entry::Move {
         chdir(rootfs).map_err(|e| RootfsError::sys("chdir", rootfs, e))?;
         mount(
             Some(rootfs),
@@ -113,5 +127,22 @@ pub fn finish_readonly(spec: &Spec) -> Result<(), RootfsError> {
         )
         .map_err(|e| RootfsError::sys("remount / read-only", "/", e)),
         Err(e) => Err(RootfsError::sys("make / read-only", "/", e)),
+    }
+}
+
+/// Undo the mounts a container without a mount namespace left on the host: every
+/// mount under its rootfs, innermost first.
+pub fn unmount_host_mounts(rootfs: &Path) {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|mp| Path::new(mp).starts_with(rootfs))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = umount2(p, MntFlags::MNT_DETACH);
     }
 }
