@@ -25,7 +25,7 @@ fn main() {
     match commands::dispatch(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            let msg = format!("{e:#}");
+            let msg = one_line(&e);
             log::error!("{msg}");
             if logger::logs_to_file() {
                 eprintln!("{msg}");
@@ -33,4 +33,21 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// The error and its causes on one line, skipping causes the message already quotes
+/// (library errors include their source in their own text).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg.replace('\n', " ")
 }

@@ -46,9 +46,6 @@ pub enum NamespaceError {
         path: PathBuf,
         source: std::io::Error,
     },
-
-    #[error("joining a user namespace by path together with a new pid or time namespace is not supported yet")]
-    JoinedUserWithNewPid,
 }
 
 /// The kernel's name for a namespace type (as in /proc/PID/ns).
@@ -105,6 +102,9 @@ pub struct Plan {
     /// False when the container shares the runtime's mount namespace: its mounts are
     /// then made on the host, and it enters its rootfs with chroot.
     pub mount_ns: bool,
+    /// A child that enters the namespaces and forks the init is needed (a joined
+    /// user namespace with a new pid or time namespace): the kernel's demand.
+    pub intermediate: bool,
 }
 
 impl Plan {
@@ -118,6 +118,7 @@ impl Plan {
             new_user: false,
             new_pid: false,
             mount_ns: false,
+            intermediate: false,
         };
         let namespaces = spec
             .linux()
@@ -169,12 +170,14 @@ impl Plan {
         }
         if plan.joined_user.is_some() {
             // Namespaces the container creates must belong to the user namespace it
-            // joins, so the child makes them after entering it.
-            if plan.new_pid || plan.new_time {
-                return Err(NamespaceError::JoinedUserWithNewPid);
-            }
+            // joins, so the child makes them after entering it. New pid and time
+            // namespaces only take effect for children: then the child forks the init.
             plan.unshare_flags |= plan.clone_flags;
             plan.clone_flags = CloneFlags::empty();
+            if plan.new_time {
+                plan.unshare_flags |= clone_flag(LinuxNamespaceType::Time);
+            }
+            plan.intermediate = plan.new_pid || plan.new_time;
         }
         Ok(plan)
     }
@@ -188,7 +191,8 @@ impl Plan {
     /// The guard brings the parent back to its own namespaces.
     pub fn enter_for_clone(&self, spec: &Spec) -> Result<ParentGuard, NamespaceError> {
         let mut guard = ParentGuard::default();
-        if self.joined.is_empty() && !self.new_time {
+        let time_here = self.new_time && self.joined_user.is_none();
+        if self.joined.is_empty() && !time_here {
             return Ok(guard);
         }
         guard.cwd = open(
@@ -206,7 +210,7 @@ impl Plan {
             })?;
             guard.saved.push((j.kind, own));
         }
-        if self.new_time {
+        if time_here {
             let own = own_ns(LinuxNamespaceType::Time)?;
             unshare(clone_flag(LinuxNamespaceType::Time)).map_err(|source| {
                 NamespaceError::Create {
@@ -264,7 +268,7 @@ fn own_ns(kind: LinuxNamespaceType) -> Result<OwnedFd, NamespaceError> {
 }
 
 /// `linux.timeOffsets` go into the new time namespace before any process enters it.
-fn write_time_offsets(spec: &Spec) -> Result<(), NamespaceError> {
+pub fn write_time_offsets(spec: &Spec) -> Result<(), NamespaceError> {
     let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().clone()) else {
         return Ok(());
     };

@@ -43,6 +43,9 @@ pub fn run(store: &Store, opts: &RunOptions) -> Result<i32, Error> {
     let mut old = SigSet::empty();
     let foreground = !opts.detach;
     if foreground {
+        // An init forked by an intermediate child is orphaned at once: adopting it
+        // lets us wait for its exit status.
+        nix::sys::prctl::set_child_subreaper(true).map_err(Error::sys("become child subreaper"))?;
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), Some(&mut old))
             .map_err(Error::sys("block signals"))?;
     }

@@ -9,6 +9,10 @@
 //! | 4    | init → parent | `Ready`              | waiting for `start` on the start socket        |
 //! | any  | init → parent | `Error(msg)`         | setup failed; the init exits                   |
 //!
+//! With an intermediate child (see `namespaces::Plan::intermediate`), the first `Go`
+//! goes to it; it enters the namespaces, forks the init, answers `InitPid(host pid)`
+//! and exits; the parent then sends the init its own `Go`.
+//!
 //! The same framing runs over the start socket: `rt start` sends `Start`; the init
 //! execs (the socket closes: EOF means success) or answers `Error(msg)`.
 
@@ -26,6 +30,8 @@ pub enum Msg {
     Ready,
     Start,
     Error(String),
+    /// From an intermediate child: the host pid of the init it forked.
+    InitPid(i32),
 }
 
 #[derive(Debug, Error)]
@@ -62,6 +68,11 @@ impl Msg {
                 v.extend_from_slice(&s.as_bytes()[..s.len().min(MAX - 1)]);
                 v
             }
+            Msg::InitPid(pid) => {
+                let mut v = vec![7];
+                v.extend_from_slice(&pid.to_le_bytes());
+                v
+            }
         }
     }
 
@@ -76,6 +87,9 @@ impl Msg {
             4 => Msg::Ready,
             5 => Msg::Start,
             6 => Msg::Error(String::from_utf8_lossy(rest).into_owned()),
+            7 => Msg::InitPid(i32::from_le_bytes(
+                rest.try_into().map_err(|_| ChannelError::Malformed(tag))?,
+            )),
             t => return Err(ChannelError::Malformed(t)),
         })
     }
@@ -152,6 +166,7 @@ mod tests {
             Msg::Ready,
             Msg::Start,
             Msg::Error("boom: ünïcode".into()),
+            Msg::InitPid(77),
         ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), m);

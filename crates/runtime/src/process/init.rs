@@ -28,6 +28,7 @@ use crate::rootfs::{self, RootfsError};
 use crate::sysctl::{Proc, SysctlError};
 use crate::tty::{self, TtyError};
 use crate::user::{self, UserError};
+use rt_sys::clone::Forked;
 
 #[derive(Debug, Error)]
 pub enum InitError {
@@ -47,6 +48,8 @@ pub enum InitError {
     Capabilities(#[from] CapError),
     #[error(transparent)]
     User(#[from] UserError),
+    #[error(transparent)]
+    Namespace(#[from] crate::namespaces::NamespaceError),
     #[error("{op}: {source}")]
     Sys { op: String, source: nix::Error },
     #[error("exec: {0:?}: executable file not found in $PATH")]
@@ -63,8 +66,9 @@ fn sys(op: impl Into<String>) -> impl FnOnce(nix::Error) -> InitError {
 }
 
 /// Entry point of the cloned child. Never returns: it becomes the user's process or exits.
-pub fn run(args: SpawnArgs<'_>, channel: Channel) -> ! {
-    let ready = match prepare(&args, &channel) {
+/// `forked` says an intermediate child already entered the namespaces and forked us.
+pub fn run(args: &SpawnArgs<'_>, channel: Channel, forked: bool) -> ! {
+    let ready = match prepare(args, &channel, forked) {
         Ok(r) => r,
         Err(e) => {
             let _ = channel.send(&Msg::Error(e.to_string()));
@@ -72,7 +76,7 @@ pub fn run(args: SpawnArgs<'_>, channel: Channel) -> ! {
         }
     };
     drop(channel);
-    match wait_and_exec(&args, ready) {
+    match wait_and_exec(args, ready) {
         Ok(never) => match never {},
         Err((conn, e)) => {
             if let Some(conn) = conn {
@@ -89,18 +93,52 @@ struct Ready {
     host_pid: i32,
 }
 
-fn prepare(a: &SpawnArgs<'_>, channel: &Channel) -> Result<Ready, InitError> {
-    let spec = a.spec;
-    let process = spec.process().as_ref().expect("validated: process present");
-    // Die with `rt create` until the container is ready.
+/// The child between `rt create` and the init when the kernel demands one (see
+/// `namespaces::Plan::intermediate`): it enters the namespaces, forks the init into
+/// them, reports the init's pid and exits.
+pub fn intermediate(args: &SpawnArgs<'_>, channel: Channel) -> ! {
+    match enter_and_fork(args, &channel) {
+        Ok(Forked::Child) => run(args, channel, true),
+        Ok(Forked::Parent { pid, .. }) => {
+            let _ = channel.send(&Msg::InitPid(pid.as_raw()));
+            std::process::exit(0);
+        }
+        Err(e) => {
+            let _ = channel.send(&Msg::Error(e.to_string()));
+            std::process::exit(1);
+        }
+    }
+}
+
+fn enter_and_fork(a: &SpawnArgs<'_>, channel: &Channel) -> Result<Forked, InitError> {
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .map_err(sys("set parent-death signal"))?;
+    keep_only_needed_fds(a, channel)?;
+    channel.expect(&Msg::Go(0))?;
+    enter_namespaces(a)?;
+    if a.plan.new_time {
+        crate::namespaces::write_time_offsets(a.spec)?;
+    }
+    rt_sys::clone::fork().map_err(sys("fork the container init"))
+}
+
+fn prepare(a: &SpawnArgs<'_>, channel: &Channel, forked: bool) -> Result<Ready, InitError> {
+    let spec = a.spec;
+    let process = spec.process().as_ref().expect("validated: process present");
+    if !forked {
+        // Die with `rt create` until the container is ready. (A forked init's parent
+        // is the intermediate, which exits at once: it watches the channel instead.)
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+            .map_err(sys("set parent-death signal"))?;
+    }
     keep_only_needed_fds(a, channel)?;
 
     let Msg::Go(host_pid) = channel.expect(&Msg::Go(0))? else {
         unreachable!()
     };
-    enter_namespaces(a)?;
+    if !forked {
+        enter_namespaces(a)?;
+    }
     setsid().map_err(sys("setsid"))?;
     if !a.no_new_keyring {
         // Kernels or user namespaces without keyrings: carry on as runc does.

@@ -28,6 +28,8 @@ pub enum SpawnError {
     Cgroup(#[from] CgroupError),
     #[error(transparent)]
     Channel(#[from] ChannelError),
+    #[error("container init: {0}")]
+    Init(String),
 }
 
 /// Everything the init needs; the child reads it from its copy of our memory.
@@ -89,12 +91,16 @@ pub fn spawn(args: SpawnArgs<'_>) -> Result<Spawned, SpawnError> {
             // namespaces: it must never switch back to the runtime's.
             std::mem::forget(guard);
             drop(parent_end);
-            init::run(args, child_end)
+            if args.plan.intermediate {
+                init::intermediate(&args, child_end)
+            } else {
+                init::run(&args, child_end, false)
+            }
         }
         Ok(Forked::Parent { pid, pidfd }) => {
             let pidfd = pidfd.expect("clone3 asked for a pidfd");
             drop(child_end);
-            let spawned = Spawned {
+            let mut spawned = Spawned {
                 pid,
                 pidfd,
                 channel: parent_end,
@@ -114,8 +120,29 @@ pub fn spawn(args: SpawnArgs<'_>) -> Result<Spawned, SpawnError> {
                 spawned.abort();
                 return Err(e);
             }
+            if args.plan.intermediate {
+                if let Err(e) = adopt_forked_init(&mut spawned) {
+                    spawned.abort();
+                    return Err(e);
+                }
+            }
             Ok(spawned)
         }
         Err(e) => Err(e),
     }
+}
+
+/// The intermediate child reports the init it forked and exits; from then on the
+/// init is the container's process, and gets its own `Go`.
+fn adopt_forked_init(spawned: &mut Spawned) -> Result<(), SpawnError> {
+    let init = match spawned.channel.recv()? {
+        Msg::InitPid(p) => Pid::from_raw(p),
+        Msg::Error(m) => return Err(SpawnError::Init(m)),
+        other => return Err(ChannelError::Unexpected(other).into()),
+    };
+    let _ = waitpid(spawned.pid, None);
+    spawned.pidfd = rt_sys::pidfd::open(init).map_err(SpawnError::Clone)?;
+    spawned.pid = init;
+    spawned.channel.send(&Msg::Go(init.as_raw()))?;
+    Ok(())
 }

@@ -70,6 +70,29 @@ pub fn mount_one(root: &Root, m: &Mount, ctx: &Context<'_>) -> Result<(), Rootfs
                 o.flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
                 return bind_mount(root, Path::new(host), &target, dest, &o);
             }
+            // A devpts `gid=5` naming a group the user namespace does not map: the
+            // default group then, as rootless runc configs do.
+            Err(Errno::EINVAL)
+                if ctx.user_ns
+                    && typ == "devpts"
+                    && data.as_deref().is_some_and(|d| d.contains("gid=")) =>
+            {
+                let data: Vec<&str> = opts
+                    .data
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|o| !o.starts_with("gid="))
+                    .collect();
+                let data = (!data.is_empty()).then(|| data.join(","));
+                mount(
+                    Some(&src),
+                    fd_path(&target).as_str(),
+                    Some(typ),
+                    flags,
+                    data.as_deref(),
+                )
+                .map_err(|e| RootfsError::sys("mount", dest, e))?;
+            }
             Err(e) => return Err(RootfsError::sys("mount", dest, e)),
         }
         let mounted = resolve(root, dest)?;
