@@ -15,6 +15,7 @@ pub mod process;
 pub mod procstat;
 pub mod rlimits;
 pub mod rootfs;
+pub mod sched;
 pub mod signal;
 pub mod state;
 pub mod sysctl;

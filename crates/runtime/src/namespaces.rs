@@ -336,3 +336,87 @@ mod tests {
         assert_eq!(format_map(&[m]), "0 1000 65536\n");
     }
 }
+
+/// The user namespace of an id-mapped mount. A mount mapping says files owned by
+/// `hostID` on the source show as `containerID` in the container; the kernel reads a
+/// mount's namespace the other way round (on-disk ids are its "inside" ids), and a
+/// container id is a host id only after the container's own user namespace maps it.
+/// So each range becomes `hostID -> host view of containerID`.
+pub fn mount_userns(
+    mount_uid: &[LinuxIdMapping],
+    mount_gid: &[LinuxIdMapping],
+    container_uid: &[LinuxIdMapping],
+    container_gid: &[LinuxIdMapping],
+) -> Result<OwnedFd, NamespaceError> {
+    let flip = |m: &[LinuxIdMapping], container: &[LinuxIdMapping]| -> String {
+        m.iter()
+            .map(|e| {
+                format!(
+                    "{} {} {}\n",
+                    e.host_id(),
+                    to_host(e.container_id(), container),
+                    e.size()
+                )
+            })
+            .collect()
+    };
+    mapped_userns(
+        &flip(mount_uid, container_uid),
+        &flip(mount_gid, container_gid),
+    )
+}
+
+/// A container id as the host sees it, through the container's mappings (if any).
+fn to_host(id: u32, container: &[LinuxIdMapping]) -> u32 {
+    if container.is_empty() {
+        return id;
+    }
+    container
+        .iter()
+        .find(|m| id >= m.container_id() && id - m.container_id() < m.size())
+        .map(|m| m.host_id() + (id - m.container_id()))
+        .unwrap_or(id)
+}
+
+/// A user namespace with the given maps: a child is forked into it only long enough
+/// for us to write them and open the namespace.
+fn mapped_userns(uid_map: &str, gid_map: &str) -> Result<OwnedFd, NamespaceError> {
+    use rt_sys::clone::{clone3, exit_child, CloneArgs, Forked};
+    let create = |source| NamespaceError::Create {
+        kind: "user (id-mapped mount)",
+        source,
+    };
+    let (r, w) = nix::unistd::pipe().map_err(create)?;
+    let args = CloneArgs {
+        flags: libc::CLONE_NEWUSER as u64,
+        ..Default::default()
+    };
+    match clone3(&args).map_err(create)? {
+        Forked::Child => {
+            drop(w);
+            let _ = nix::unistd::read(&r, &mut [0u8; 1]);
+            exit_child(0)
+        }
+        Forked::Parent { pid, .. } => {
+            drop(r);
+            let res = write_proc(pid, "uid_map", uid_map)
+                .and_then(|_| write_proc(pid, "gid_map", gid_map))
+                .and_then(|_| {
+                    let path = format!("/proc/{pid}/ns/user");
+                    open(
+                        path.as_str(),
+                        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(|source| NamespaceError::Open {
+                        kind: "user",
+                        path: path.into(),
+                        source,
+                    })
+                });
+            drop(w);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            res
+        }
+    }
+}

@@ -10,6 +10,7 @@ pub mod keyring;
 pub mod mount;
 pub mod pidfd;
 pub mod rlimit;
+pub mod sched;
 pub mod signal;
 pub mod tty;
 pub mod uts;

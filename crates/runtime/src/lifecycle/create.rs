@@ -138,6 +138,29 @@ fn build(
     state.cgroup.create()?;
     dir.save(state)?;
     let listener = listen_for_start(dir)?;
+    let mut idmaps = vec![];
+    let linux = spec.linux().as_ref();
+    let (cuid, cgid) = if plan.new_user {
+        (
+            linux
+                .and_then(|l| l.uid_mappings().clone())
+                .unwrap_or_default(),
+            linux
+                .and_then(|l| l.gid_mappings().clone())
+                .unwrap_or_default(),
+        )
+    } else {
+        (vec![], vec![])
+    };
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        idmaps.push(if crate::rootfs::wants_idmap(m) {
+            let uid = m.uid_mappings().clone().unwrap_or_default();
+            let gid = m.gid_mappings().clone().unwrap_or_default();
+            Some(crate::namespaces::mount_userns(&uid, &gid, &cuid, &cgid)?)
+        } else {
+            None
+        });
+    }
     let s = spawned.insert(spawn(SpawnArgs {
         id: &opts.id,
         spec,
@@ -147,6 +170,8 @@ fn build(
         cgroup: &state.cgroup,
         listener,
         console,
+        idmaps,
+
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds,

@@ -25,6 +25,7 @@ use crate::capabilities::{self, CapError};
 use crate::hooks::{self, HookError, HookState};
 use crate::rlimits::{self, RlimitError};
 use crate::rootfs::{self, RootfsError};
+use crate::sched;
 use crate::sysctl::{Proc, SysctlError};
 use crate::tty::{self, TtyError};
 use crate::user::{self, UserError};
@@ -44,6 +45,8 @@ pub enum InitError {
     Sysctl(#[from] SysctlError),
     #[error(transparent)]
     Rlimit(#[from] RlimitError),
+    #[error(transparent)]
+    Sched(#[from] crate::sched::SchedError),
     #[error(transparent)]
     Capabilities(#[from] CapError),
     #[error(transparent)]
@@ -155,6 +158,7 @@ fn prepare(a: &SpawnArgs<'_>, channel: &Channel, forked: bool) -> Result<Ready, 
         mount_ns: a.plan.mount_ns,
         cgroup: a.cgroup,
         dev_null: dev_null.as_fd(),
+        idmaps: &a.idmaps,
     };
     let root = rootfs::prepare(&ctx)?;
     let state = |status| HookState {
@@ -213,6 +217,15 @@ fn prepare(a: &SpawnArgs<'_>, channel: &Channel, forked: bool) -> Result<Ready, 
         }
     }
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        sched::apply_personality(p)?;
+    }
+    if let Some(s) = process.scheduler() {
+        sched::apply_scheduler(s)?;
+    }
+    if let Some(p) = process.io_priority() {
+        sched::apply_io_priority(p)?;
+    }
 
     if let Some(c) = process.capabilities() {
         capabilities::drop_bounding(c)?;
@@ -342,6 +355,7 @@ fn keep_only_needed_fds(a: &SpawnArgs<'_>, channel: &Channel) -> Result<(), Init
     if let Some(j) = &a.plan.joined_user {
         keep.push(j.fd.as_raw_fd());
     }
+    keep.extend(a.idmaps.iter().flatten().map(|fd| fd.as_raw_fd()));
     rt_sys::fd::close_from(3 + a.preserve_fds as i32, &keep)
         .map_err(sys("close inherited descriptors"))
 }

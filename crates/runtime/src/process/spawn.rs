@@ -43,6 +43,8 @@ pub struct SpawnArgs<'a> {
     /// Where `rt start` will knock (already bound and listening).
     pub listener: OwnedFd,
     pub console: Option<UnixStream>,
+    /// Per entry of `mounts`: the user namespace of its id mapping.
+    pub idmaps: Vec<Option<OwnedFd>>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,

@@ -11,7 +11,7 @@ pub mod options;
 mod paths;
 mod pivot;
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::mount::{mount, MsFlags};
@@ -34,6 +34,8 @@ pub struct Context<'a> {
     pub cgroup: &'a CgroupRecord,
     /// The host's `/dev/null`, checked to be the real 1:3 device.
     pub dev_null: BorrowedFd<'a>,
+    /// For each entry of `mounts`, the user namespace of its id mapping, if any.
+    pub idmaps: &'a [Option<OwnedFd>],
 }
 
 /// `/proc/thread-self/fd/N`: the kernel follows it to exactly the object we hold.
@@ -62,8 +64,20 @@ pub fn prepare(ctx: &Context<'_>) -> Result<Root, RootfsError> {
     let root =
         Root::open(ctx.rootfs).map_err(|e| RootfsError::resolve("open rootfs", ctx.rootfs, e))?;
     let setup_dev = devices::needs_setup(ctx.spec);
-    for m in ctx.spec.mounts().as_deref().unwrap_or_default() {
-        mounts::mount_one(&root, m, ctx)?;
+    for (i, m) in ctx
+        .spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let idmap = ctx
+            .idmaps
+            .get(i)
+            .and_then(Option::as_ref)
+            .map(|fd| fd.as_fd());
+        mounts::mount_one(&root, m, idmap, ctx)?;
     }
     if setup_dev {
         devices::create_all(&root, ctx)?;
@@ -105,4 +119,10 @@ pub(crate) fn root_propagation(spec: &Spec) -> Option<MsFlags> {
         .as_ref()
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(options::parse_propagation)
+}
+
+/// Whether a mount asks to be id-mapped (`idmap`/`ridmap`, or mappings given).
+pub fn wants_idmap(m: &oci_spec::runtime::Mount) -> bool {
+    let opts = options::MountOptions::parse(m.options().as_deref().unwrap_or_default());
+    opts.idmap.is_some() || m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty())
 }

@@ -2,7 +2,7 @@
 //! resolved descriptor, then apply remount flags, propagation and recursive attributes.
 
 use std::fs;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -18,7 +18,12 @@ use super::error::is_not_found;
 use super::options::MountOptions;
 use super::{cgroupfs, fd_path, Context, RootfsError};
 
-pub fn mount_one(root: &Root, m: &Mount, ctx: &Context<'_>) -> Result<(), RootfsError> {
+pub fn mount_one(
+    root: &Root,
+    m: &Mount,
+    idmap: Option<BorrowedFd<'_>>,
+    ctx: &Context<'_>,
+) -> Result<(), RootfsError> {
     let dest = m.destination();
     let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
@@ -36,7 +41,10 @@ pub fn mount_one(root: &Root, m: &Mount, ctx: &Context<'_>) -> Result<(), Rootfs
             reason: "bind mount without a source".into(),
         })?;
         let target = make_target(root, dest, !is_dir(source))?;
-        bind_mount(root, source, &target, dest, &opts)
+        match idmap {
+            Some(userns) => idmapped_bind(root, source, &target, dest, &opts, userns),
+            None => bind_mount(root, source, &target, dest, &opts),
+        }
     } else {
         let target = make_target(root, dest, false)?;
         let src = source
@@ -124,6 +132,37 @@ pub(super) fn bind_mount(
         None::<&str>,
     )
     .map_err(|e| RootfsError::sys("bind mount", dest, e))?;
+    let mounted = resolve(root, dest)?;
+    let flags = opts.remount_flags();
+    if !flags.is_empty() {
+        remount(&mounted, dest, flags)?;
+    }
+    finish(&mounted, dest, opts)
+}
+
+/// An id-mapped bind mount: a detached copy of the source, given the mapping's user
+/// namespace, moved onto the target; then the usual flags.
+fn idmapped_bind(
+    root: &Root,
+    source: &Path,
+    target: &Handle,
+    dest: &Path,
+    opts: &MountOptions,
+    userns: BorrowedFd<'_>,
+) -> Result<(), RootfsError> {
+    use super::options::Idmap;
+    let tree = rt_sys::mount::open_tree(source, opts.is_recursive_bind())
+        .map_err(|e| RootfsError::sys("open_tree", source, e))?;
+    let attr = MountAttr {
+        set: rt_sys::mount::MOUNT_ATTR_IDMAP,
+        userns: Some(userns),
+        ..Default::default()
+    };
+    let recursive = opts.idmap == Some(Idmap::Recursive);
+    mount_setattr(tree.as_fd(), recursive, &attr)
+        .map_err(|e| RootfsError::sys("id-map mount", dest, e))?;
+    rt_sys::mount::move_mount_onto(tree.as_fd(), target.as_fd())
+        .map_err(|e| RootfsError::sys("move mount", dest, e))?;
     let mounted = resolve(root, dest)?;
     let flags = opts.remount_flags();
     if !flags.is_empty() {
