@@ -325,17 +325,6 @@ fn write_proc(pid: Pid, file: &str, data: &str) -> Result<(), NamespaceError> {
     res.map_err(|source| NamespaceError::Map { path, source })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn maps_format_one_line_per_range() {
-        let m: LinuxIdMapping =
-            serde_json::from_str(r#"{"containerID":0,"hostID":1000,"size":65536}"#).unwrap();
-        assert_eq!(format_map(&[m]), "0 1000 65536\n");
-    }
-}
 
 /// The user namespace of an id-mapped mount. A mount mapping says files owned by
 /// `hostID` on the source show as `containerID` in the container; the kernel reads a
@@ -418,5 +407,17 @@ fn mapped_userns(uid_map: &str, gid_map: &str) -> Result<OwnedFd, NamespaceError
             let _ = nix::sys::wait::waitpid(pid, None);
             res
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_format_one_line_per_range() {
+        let m: LinuxIdMapping =
+            serde_json::from_str(r#"{"containerID":0,"hostID":1000,"size":65536}"#).unwrap();
+        assert_eq!(format_map(&[m]), "0 1000 65536\n");
     }
 }
