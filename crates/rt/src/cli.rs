@@ -39,7 +39,7 @@ pub struct Global {
     /// Log debug messages
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Use systemd to manage cgroups (accepted for compatibility; not yet supported)
+    /// Let systemd own container cgroups (cgroupsPath as slice:prefix:name)
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
     /// Accepted for runc compatibility; ignored

@@ -13,12 +13,12 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     let store = Store::new(&cli.global.root);
     match cli.command {
         Command::Create(a) => {
-            lifecycle::create(&store, &create_options(a))?;
+            lifecycle::create(&store, &create_options(a, cli.global.systemd_cgroup))?;
         }
         Command::Start { id } => lifecycle::start(&store, &id)?,
         Command::Run(a) => {
             let opts = RunOptions {
-                create: create_options(a.create),
+                create: create_options(a.create, cli.global.systemd_cgroup),
                 detach: a.detach,
                 keep: a.keep,
             };
@@ -37,8 +37,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     Ok(0)
 }
 
-fn create_options(a: CreateArgs) -> CreateOptions {
+fn create_options(a: CreateArgs, systemd_cgroup: bool) -> CreateOptions {
     CreateOptions {
+        systemd_cgroup,
         id: a.id,
         bundle: a.bundle,
         pid_file: a.pid_file,
@@ -153,7 +154,7 @@ fn features() -> serde_json::Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
-            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
+            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": true, "rdma": false},
             "seccomp": {"enabled": false},
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},

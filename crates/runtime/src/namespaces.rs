@@ -325,7 +325,6 @@ fn write_proc(pid: Pid, file: &str, data: &str) -> Result<(), NamespaceError> {
     res.map_err(|source| NamespaceError::Map { path, source })
 }
 
-
 /// The user namespace of an id-mapped mount. A mount mapping says files owned by
 /// `hostID` on the source show as `containerID` in the container; the kernel reads a
 /// mount's namespace the other way round (on-disk ids are its "inside" ids), and a

@@ -5,6 +5,7 @@
 //! v1, or the hybrid of both. `v1` and `v2` hold what differs between hierarchies.
 
 mod layout;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 
@@ -31,6 +32,10 @@ pub enum CgroupError {
     NoHierarchy,
     #[error("invalid cgroupsPath {0:?}")]
     InvalidPath(String),
+    #[error("systemd: {0}")]
+    Systemd(String),
+    #[error("the systemd cgroup driver needs a cgroup v2 host")]
+    SystemdNeedsV2,
     #[error("cgroup {path} still has processes after {waited:?}")]
     Busy { path: PathBuf, waited: Duration },
 }
@@ -67,6 +72,9 @@ pub struct CgroupRecord {
     /// The container's path below each hierarchy's root, as resolved at create.
     pub path: String,
     pub dirs: Vec<CgroupDir>,
+    /// Set when systemd owns the cgroup (`--systemd-cgroup`).
+    #[serde(default)]
+    pub systemd: Option<systemd::Unit>,
 }
 
 impl CgroupRecord {
@@ -111,11 +119,56 @@ impl CgroupRecord {
                 clean.display().to_string()
             },
             dirs,
+            systemd: None,
         })
+    }
+
+    /// The cgroup of a systemd unit (`slice:prefix:name`), on a v2 host.
+    pub fn resolve_systemd(
+        layout: &Layout,
+        cgroups_path: Option<&str>,
+        id: &str,
+        user: bool,
+    ) -> Result<Self, CgroupError> {
+        if !layout.is_unified() {
+            return Err(CgroupError::SystemdNeedsV2);
+        }
+        let unit = systemd::Unit::parse(cgroups_path, id, user)?;
+        let h = &layout.hierarchies()[0];
+        let rel = unit.cgroup_path();
+        let path = h.mount_point.join(rel.strip_prefix("/").unwrap_or(&rel));
+        Ok(CgroupRecord {
+            path: rel.display().to_string(),
+            dirs: vec![CgroupDir {
+                version: Version::V2,
+                controllers: vec![],
+                path,
+                created_from: None,
+            }],
+            systemd: Some(unit),
+        })
+    }
+
+    /// Put the init in its cgroup after the clone: systemd's unit is started with it
+    /// (the pid must exist), other cgroups are joined by writing `cgroup.procs` unless
+    /// `CLONE_INTO_CGROUP` already did it.
+    pub fn attach(&self, pid: i32, cloned_into: bool, id: &str) -> Result<(), CgroupError> {
+        match &self.systemd {
+            Some(unit) => {
+                let dir = &self.dirs[0].path;
+                systemd::start(unit, pid, &format!("rt container {id}"), dir)
+            }
+            None if cloned_into => Ok(()),
+            None => self.add(pid),
+        }
     }
 
     /// Make every directory (and missing parents), remembering which rt made.
     pub fn create(&mut self) -> Result<(), CgroupError> {
+        if self.systemd.is_some() {
+            // systemd makes the cgroup when it starts the unit.
+            return Ok(());
+        }
         for dir in &mut self.dirs {
             let mut first_new = None;
             for anc in ancestors_top_down(&dir.path) {
@@ -139,6 +192,9 @@ impl CgroupRecord {
 
     /// The v2 directory for `CLONE_INTO_CGROUP`, when the host is pure v2.
     pub fn open_v2_dir(&self) -> Option<OwnedFd> {
+        if self.systemd.is_some() {
+            return None;
+        }
         let dirs: Vec<_> = self
             .dirs
             .iter()
@@ -240,6 +296,9 @@ impl CgroupRecord {
     /// kernel to finish taking exiting processes out of the cgroup.
     pub fn destroy(&self) -> Result<(), CgroupError> {
         let deadline = Instant::now() + Duration::from_secs(10);
+        if let Some(unit) = &self.systemd {
+            systemd::stop(unit)?;
+        }
         for dir in &self.dirs {
             if self.is_frozen() {
                 let _ = self.set_frozen(false);

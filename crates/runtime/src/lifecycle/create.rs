@@ -33,6 +33,8 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Let systemd own the cgroup (`--systemd-cgroup`).
+    pub systemd_cgroup: bool,
 }
 
 /// A container waiting for `start`; its init is our child until we exit.
@@ -64,11 +66,13 @@ pub(crate) fn create_inner(
     let plan = Plan::new(&spec)?;
     let layout = Layout::detect()?;
     let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
-    let cgroup = CgroupRecord::resolve(
-        &layout,
-        cgroups_path.as_deref().and_then(Path::to_str),
-        &opts.id,
-    )?;
+    let cgroups_path = cgroups_path.as_deref().and_then(Path::to_str);
+    let cgroup = if opts.systemd_cgroup {
+        let user = !nix::unistd::geteuid().is_root();
+        CgroupRecord::resolve_systemd(&layout, cgroups_path, &opts.id, user)?
+    } else {
+        CgroupRecord::resolve(&layout, cgroups_path, &opts.id)?
+    };
     let terminal = spec
         .process()
         .as_ref()

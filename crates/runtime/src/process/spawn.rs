@@ -109,9 +109,7 @@ pub fn spawn(args: SpawnArgs<'_>) -> Result<Spawned, SpawnError> {
             };
             let mut setup = || -> Result<(), SpawnError> {
                 guard.restore()?;
-                if !in_cgroup {
-                    args.cgroup.add(pid.as_raw())?;
-                }
+                args.cgroup.attach(pid.as_raw(), in_cgroup, args.id)?;
                 if args.plan.new_user {
                     namespaces::write_id_maps(pid, args.spec)?;
                 }
