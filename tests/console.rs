@@ -84,3 +84,68 @@ fn terminal_without_console_socket_fails() {
     assert!(rt.try_state(&id).is_err());
     assert_nothing_left(&rt, &id, &b);
 }
+
+/// A foreground `run` of a terminal container without `--console-socket`:
+/// rt makes the pty itself and proxies it to its own stdin/stdout, which
+/// here are the pty of script(1).
+#[test]
+fn foreground_run_proxies_terminal() {
+    require_root!();
+    require!(
+        std::process::Command::new("script")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "script(1) from util-linux"
+    );
+    use std::io::Write;
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox();
+    b.terminal(true).args(&["sh"]);
+    b.save();
+    let id = rt.id("fgtty");
+    let cmd = format!(
+        "{} --root {} run --bundle {} {}",
+        sh_quote(rt.bin().to_str().unwrap()),
+        sh_quote(rt.root_str()),
+        sh_quote(b.path_str()),
+        sh_quote(&id)
+    );
+    let out_path = rt.scratch().join("script.out");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("SHELL", "/bin/sh")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn script");
+    // `res=$((6*7))` is echoed as typed; only the shell prints `res=42`.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"tty; echo res=$((6*7)); exit 5\n")
+        .unwrap();
+    let mut status = None;
+    wait_for(CMD_TIMEOUT, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("script did not finish: {:?}", read(&out_path));
+    };
+    let out = read(&out_path).replace('\r', "");
+    assert!(
+        out.lines().any(|l| l
+            .rsplit_once("/dev/pts/")
+            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))),
+        "tty is not a pty: {out:?}"
+    );
+    assert!(out.lines().any(|l| l.ends_with("res=42")), "{out:?}");
+    assert_eq!(status.code(), Some(5), "{out:?}");
+    assert!(rt.try_state(&id).is_err(), "container left after run");
+    assert_nothing_left(&rt, &id, &b);
+}

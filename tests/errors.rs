@@ -164,3 +164,111 @@ fn duplicate_id_fails_and_keeps_first() {
     rt.delete_force(&id).assert_ok();
     assert_nothing_left(&rt, &id, &b1);
 }
+
+/// `rt create` SIGKILLed while a prestart hook runs (the init exists, the
+/// container is half made): `delete --force` must clean up everything, and
+/// the orphaned init must not survive.
+#[test]
+fn create_killed_midway_then_delete_force() {
+    require_root!();
+    let rt = Runtime::new();
+    let mut b = sleeper();
+    let dir = b.host_dir("hook");
+    let d = dir.display();
+    // The hook saves the state (with the init's pid) and then keeps
+    // create busy.
+    b.hook(
+        "prestart",
+        "/bin/sh",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "echo $$ > {d}/hook.pid; cat > {d}/state.tmp && mv {d}/state.tmp {d}/state.json; \
+                 exec sleep 5"
+            ),
+        ],
+        None,
+    );
+    b.save();
+    let id = rt.id("killedcreate");
+    let create = rt.spawn(&["create", "--bundle", b.path_str(), &id]);
+    let rt_pid = create.pid() as i32;
+    assert!(
+        wait_for(POLL_TIMEOUT, || dir.join("state.json").exists()),
+        "prestart hook did not run"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: plain kill(2) of our own child (only rt, not its group).
+    assert_eq!(unsafe { libc::kill(rt_pid, libc::SIGKILL) }, 0);
+    let o = create.wait(CMD_TIMEOUT);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&o.status),
+        Some(libc::SIGKILL),
+        "create was not killed: {o:?}"
+    );
+    let st: serde_json::Value = serde_json::from_str(&read(dir.join("state.json"))).unwrap();
+    let init = st["pid"].as_i64().expect("pid in hook state");
+    assert!(init > 0 && init != rt_pid as i64, "{st}");
+
+    rt.delete_force(&id).assert_ok();
+    assert!(
+        wait_for(POLL_TIMEOUT, || !pid_alive(init)),
+        "init {init} of the half-made container is still alive"
+    );
+    assert!(rt.try_state(&id).is_err(), "container still exists");
+    assert_nothing_left(&rt, &id, &b);
+
+    // Tidy up the orphaned hook (a host process, not part of the container).
+    let hook: i32 = read(dir.join("hook.pid")).trim().parse().unwrap();
+    if read(format!("/proc/{hook}/cmdline")).starts_with("sleep\0") {
+        // SAFETY: plain kill(2).
+        unsafe { libc::kill(hook, libc::SIGKILL) };
+    }
+}
+
+/// Two `create`s of the same ID at once: exactly one wins, the other fails
+/// with a one-line message and does not damage the winner.
+#[test]
+fn racing_creates_of_one_id() {
+    require_root!();
+    let rt = Runtime::new();
+    for round in 0..5 {
+        let b1 = sleeper();
+        let b2 = sleeper();
+        b1.save();
+        b2.save();
+        let id = rt.id(&format!("race{round}"));
+        let s1 = rt.spawn(&["create", "--bundle", b1.path_str(), &id]);
+        let s2 = rt.spawn(&["create", "--bundle", b2.path_str(), &id]);
+        let o1 = s1.wait(CMD_TIMEOUT);
+        let o2 = s2.wait(CMD_TIMEOUT);
+        assert!(
+            o1.success() != o2.success(),
+            "round {round}: exactly one create must succeed\n{o1:?}\n{o2:?}"
+        );
+        let (winner, loser, wb, lb) = if o1.success() {
+            (o1, o2, &b1, &b2)
+        } else {
+            (o2, o1, &b2, &b1)
+        };
+        assert!(winner.stderr.trim().is_empty(), "{winner:?}");
+        loser.assert_err();
+        let st = rt.state(&id);
+        assert_eq!(st["status"], "created", "round {round}: {st}");
+        assert_eq!(st["bundle"], wb.path_str(), "round {round}: {st}");
+        let pid = st["pid"].as_i64().unwrap();
+        assert!(pid_alive(pid), "round {round}: winner's init {pid} gone");
+        // nothing of the loser is around
+        assert_no_processes(&lb.rootfs(), lb.cgroups_path().as_deref());
+        assert_no_cgroup(&lb.cgroups_path().unwrap());
+        assert_no_mounts(lb.path());
+        // the winner still works
+        rt.start(&id).assert_ok();
+        assert_eq!(rt.status(&id), "running");
+        assert_eq!(rt.pid(&id), pid);
+        rt.delete_force(&id).assert_ok();
+        assert_nothing_left(&rt, &id, wb);
+        assert_nothing_left(&rt, &id, lb);
+    }
+}

@@ -252,3 +252,202 @@ fn cgroup_placement() {
     rt.delete(&id).assert_ok();
     assert_nothing_left(&rt, &id, &b);
 }
+
+/// Without a mount namespace the container shares the host's; its mounts
+/// (proc, dev...) are made on the host and must all be gone after delete.
+/// rt refuses maskedPaths and readonlyPaths without a mount namespace, so
+/// the test drops them.
+#[test]
+fn no_mount_namespace() {
+    require_root!();
+    let rt = Runtime::new();
+    let host_mnt = ns_id("/proc/self/ns/mnt");
+
+    // foreground: the container runs and sees a working /proc
+    let mut b = Bundle::busybox();
+    b.remove_namespace("mount")
+        .remove("/linux/maskedPaths")
+        .remove("/linux/readonlyPaths")
+        .root_readonly(false)
+        .sh("echo hello; echo mounts=$(cat /proc/self/mountinfo | wc -l); echo mnt=$(readlink /proc/self/ns/mnt)");
+    let id = rt.id("nomntns");
+    let o = rt.run(&id, &b);
+    o.assert_ok();
+    let kv = kv_lines(&o.stdout);
+    assert!(o.stdout.lines().any(|l| l == "hello"), "{o:?}");
+    assert!(
+        kv.get("mounts")
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n > 0),
+        "{o:?}"
+    );
+    assert_eq!(kv.get("mnt"), Some(&host_mnt), "{o:?}");
+    assert_nothing_left(&rt, &id, &b);
+
+    // detached: look at it from the host while it runs
+    let mut b = Bundle::busybox();
+    b.remove_namespace("mount")
+        .remove("/linux/maskedPaths")
+        .remove("/linux/readonlyPaths")
+        .root_readonly(false)
+        .args(&["sleep", "1000"]);
+    let id = rt.id("nomntnsd");
+    rt.run_detached(&id, &b, &[]).assert_ok();
+    let pid = rt.pid(&id);
+    assert_eq!(ns_id(format!("/proc/{pid}/ns/mnt")), host_mnt);
+    // its /proc is a mount of the host's namespace, so the leak check below
+    // does look at the container's mounts
+    let proc_dir = b.rootfs().join("proc");
+    assert!(
+        mounts_under(b.path()).contains(&proc_dir),
+        "{} is not mounted on the host: {:?}",
+        proc_dir.display(),
+        mounts_under(b.path())
+    );
+    rt.kill(&id, "KILL").assert_ok();
+    rt.wait_status(&id, "stopped");
+    rt.delete(&id).assert_ok();
+    assert_nothing_left(&rt, &id, &b);
+    // nothing the container did left the host's view of its rootfs read-only
+    std::fs::write(b.rootfs().join("tmp/after"), "x").expect("rootfs writable on the host");
+}
+
+/// `root.readonly` without a mount namespace cannot be honoured without making
+/// a host mount read-only: rt refuses the config (and must leave nothing).
+#[test]
+fn no_mount_namespace_readonly_root() {
+    require_root!();
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox();
+    b.remove_namespace("mount")
+        .remove("/linux/maskedPaths")
+        .remove("/linux/readonlyPaths")
+        .root_readonly(true)
+        .sh("touch /written; echo rc=$?");
+    let id = rt.id("nomntnsro");
+    let o = rt.run(&id, &b);
+    o.assert_err();
+    assert!(o.stderr.contains("root.readonly"), "{o:?}");
+    assert!(!b.rootfs().join("written").exists(), "the container ran");
+    assert_nothing_left(&rt, &id, &b);
+}
+
+/// Joining an existing user namespace by path while creating new pid,
+/// mount, ipc, uts and network namespaces (owned by that user namespace).
+#[test]
+fn join_user_namespace_with_new_pid_namespace() {
+    require_root!();
+    require!(Path::new("/proc/self/ns/user").exists(), "user namespaces");
+    let rt = Runtime::new();
+    let holder = NsHolder::new(&["--user", "--map-root-user"], "user");
+    let path = holder.ns_path("user");
+    let want = ns_id(&path);
+    let mut b = Bundle::busybox();
+    b.namespace_path("user", &path)
+        .remove("/linux/uidMappings")
+        .remove("/linux/gidMappings")
+        .sh("echo pid=$$; echo userns=$(readlink /proc/self/ns/user); \
+             echo pidns=$(readlink /proc/self/ns/pid); exit 7");
+    for ns in ["pid", "mount", "ipc", "uts", "network"] {
+        assert!(b.has_namespace(ns), "{ns}");
+    }
+    let id = rt.id("joinuser");
+    let o = rt.run(&id, &b);
+    assert_eq!(o.code(), Some(7), "{o:?}");
+    let kv = kv_lines(&o.stdout);
+    assert_eq!(kv.get("pid").map(String::as_str), Some("1"), "{o:?}");
+    assert_eq!(kv.get("userns"), Some(&want), "{o:?}");
+    assert_ne!(want, ns_id("/proc/self/ns/user"));
+    assert!(
+        kv.get("pidns")
+            .is_some_and(|p| *p != ns_id("/proc/self/ns/pid")),
+        "{o:?}"
+    );
+    assert_nothing_left(&rt, &id, &b);
+    // the holder and its namespace are untouched
+    assert_eq!(ns_id(&path), want);
+    drop(holder);
+}
+
+/// `linux.timeOffsets` in a new time namespace.
+#[test]
+fn time_namespace_offsets() {
+    require_root!();
+    require!(Path::new("/proc/self/ns/time").exists(), "time namespaces");
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox();
+    b.add_namespace("time")
+        .set(
+            "/linux/timeOffsets",
+            serde_json::json!({"monotonic": {"secs": 86400, "nanosecs": 0}}),
+        )
+        .sh("cat /proc/self/timens_offsets; echo timens=$(readlink /proc/self/ns/time)");
+    let out = run_ok(&rt, &b, "timens");
+    let offsets: BTreeMap<&str, (&str, &str)> = out
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f[..] {
+                [clock, secs, nsecs] => Some((clock, (secs, nsecs))),
+                _ => None,
+            }
+        })
+        .collect();
+    assert_eq!(offsets.get("monotonic"), Some(&("86400", "0")), "{out}");
+    assert_eq!(offsets.get("boottime"), Some(&("0", "0")), "{out}");
+    let kv = kv_lines(&out);
+    assert!(
+        kv.get("timens")
+            .is_some_and(|t| *t != ns_id("/proc/self/ns/time")),
+        "{out}"
+    );
+}
+
+/// Sorted controller list of a hierarchy key (`cpu,cpuacct`).
+fn norm_key(k: &str) -> String {
+    let mut v: Vec<&str> = k.split(',').collect();
+    v.sort();
+    v.join(",")
+}
+
+/// The lines of `/proc/self/cgroup` text (printed by a container) for the
+/// hierarchies mounted on the host (`ctrls -> path`).
+fn mounted_cgroup_lines(out: &str) -> BTreeMap<String, String> {
+    let mounted: Vec<String> = cgroup_mounts().iter().map(|(_, k)| norm_key(k)).collect();
+    parse_cgroup(out)
+        .into_iter()
+        .filter(|(k, _)| mounted.contains(&norm_key(k)))
+        .collect()
+}
+
+/// With a cgroup namespace the container's cgroups are its namespace roots.
+#[test]
+fn cgroup_namespace_hides_cgroup_path() {
+    require_root!();
+    require!(
+        Path::new("/proc/self/ns/cgroup").exists(),
+        "cgroup namespaces"
+    );
+    let rt = Runtime::new();
+    let cg_script = "cat /proc/self/cgroup";
+
+    let mut b = Bundle::busybox();
+    b.add_namespace("cgroup").sh(cg_script);
+    let out = run_ok(&rt, &b, "cgns");
+    let lines = parse_cgroup(&out);
+    assert!(!lines.is_empty(), "{out}");
+    for (k, p) in &lines {
+        assert_eq!(p, "/", "hierarchy {k:?} in a cgroup namespace:\n{out}");
+    }
+
+    let mut b = Bundle::busybox();
+    assert!(!b.has_namespace("cgroup"));
+    let cg = b.cgroups_path().unwrap();
+    b.sh(cg_script);
+    let out = run_ok(&rt, &b, "nocgns");
+    let lines = mounted_cgroup_lines(&out);
+    assert_eq!(lines.len(), cgroup_mounts().len(), "{out}");
+    for (k, p) in &lines {
+        assert_eq!(*p, cg, "hierarchy {k:?} without a cgroup namespace:\n{out}");
+    }
+}

@@ -403,3 +403,197 @@ fn stdin_is_dev_null_like_the_callers() {
     let out = run_ok(&rt, &b, "stdin");
     assert_eq!(out.trim(), "rc=0");
 }
+
+/// Files the test opens and hands to `rt create` as fds 3, 4, 5.
+struct ExtraFds {
+    files: Vec<std::fs::File>,
+    paths: Vec<std::path::PathBuf>,
+}
+
+impl ExtraFds {
+    fn new(rt: &Runtime) -> ExtraFds {
+        let mut files = Vec::new();
+        let mut paths = Vec::new();
+        for tag in ["a", "b", "c"] {
+            let p = rt.scratch().join(format!("extra-fd-{tag}"));
+            std::fs::write(&p, format!("content-{tag}\n")).unwrap();
+            files.push(std::fs::File::open(&p).unwrap());
+            paths.push(p);
+        }
+        ExtraFds { files, paths }
+    }
+
+    /// Our files that `pid` holds open: fd number -> file name (compared
+    /// by device and inode, whatever path the link shows).
+    fn held_by(&self, pid: i64) -> std::collections::BTreeMap<String, String> {
+        use std::os::unix::fs::MetadataExt;
+        let ids: Vec<(u64, u64)> = self
+            .paths
+            .iter()
+            .map(|p| {
+                let m = std::fs::metadata(p).unwrap();
+                (m.dev(), m.ino())
+            })
+            .collect();
+        let mut out = std::collections::BTreeMap::new();
+        let dir = format!("/proc/{pid}/fd");
+        for e in std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+            .flatten()
+        {
+            let Ok(m) = std::fs::metadata(e.path()) else {
+                continue;
+            };
+            if let Some(i) = ids.iter().position(|id| *id == (m.dev(), m.ino())) {
+                out.insert(
+                    e.file_name().to_string_lossy().into_owned(),
+                    self.paths[i]
+                        .file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+        out
+    }
+}
+
+/// `rt --root R create --bundle B [--preserve-fds N] ID` with the files of
+/// `extra` at fds 3, 4, 5 of the rt process. Stdout/stderr go to files in
+/// the scratch dir (the container keeps them); returns (status, stdout
+/// path, stderr text).
+fn create_with_extra_fds(
+    rt: &Runtime,
+    b: &Bundle,
+    id: &str,
+    preserve: Option<u32>,
+    extra: &ExtraFds,
+) -> (std::process::ExitStatus, std::path::PathBuf, String) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    b.save();
+    let out_path = rt.scratch().join(format!("{id}.out"));
+    let err_path = rt.scratch().join(format!("{id}.err"));
+    let mut c = rt.command();
+    c.args(["--root", rt.root_str(), "create", "--bundle", b.path_str()]);
+    if let Some(n) = preserve {
+        c.args(["--preserve-fds", &n.to_string()]);
+    }
+    c.arg(id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    let src: [i32; 3] = [
+        extra.files[0].as_raw_fd(),
+        extra.files[1].as_raw_fd(),
+        extra.files[2].as_raw_fd(),
+    ];
+    // SAFETY: only async-signal-safe calls (fcntl, dup2, close), no
+    // allocation.
+    unsafe {
+        c.pre_exec(move || {
+            // First move the sources out of the way (one may sit on 3..5),
+            // then dup2 them to 3, 4, 5 (dup2 clears FD_CLOEXEC).
+            let mut high = [0i32; 3];
+            for (h, s) in high.iter_mut().zip(src) {
+                *h = libc::fcntl(s, libc::F_DUPFD_CLOEXEC, 100);
+                if *h < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, h) in high.into_iter().enumerate() {
+                if libc::dup2(h, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(h);
+            }
+            Ok(())
+        });
+    }
+    let mut child = c.spawn().expect("spawn rt create");
+    let mut status = None;
+    wait_for(CMD_TIMEOUT, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("rt create timed out");
+    };
+    (status, out_path, read(&err_path))
+}
+
+/// Prints `fdN=<link>` (or `fdN=none`) for 3, 4, 5 and the content of fd 3.
+const FD_SCRIPT: &str =
+    "for n in 3 4 5; do printf 'fd%s=' $n; readlink /proc/self/fd/$n || echo none; done; \
+     echo data=$(cat /proc/self/fd/3 2>/dev/null)";
+
+#[test]
+fn preserve_fds_passes_only_the_first_n() {
+    require_root!();
+    let rt = Runtime::new();
+    let extra = ExtraFds::new(&rt);
+    let mut b = Bundle::busybox();
+    b.sh(FD_SCRIPT);
+    let id = rt.id("preservefds");
+    let (status, out_path, err) = create_with_extra_fds(&rt, &b, &id, Some(1), &extra);
+    assert!(status.success(), "create failed: {status}: {err}");
+
+    // The waiting init holds fd 3 (to hand it to the process) but not the
+    // caller's fds 4 and 5.
+    let pid = rt.pid(&id);
+    let held = extra.held_by(pid);
+    assert_eq!(
+        held.get("3").map(String::as_str),
+        Some("extra-fd-a"),
+        "created init's fds: {held:?}"
+    );
+    assert_eq!(held.len(), 1, "created init holds: {held:?}");
+
+    rt.start(&id).assert_ok();
+    rt.wait_status(&id, "stopped");
+    let out = read(&out_path);
+    let kv = kv_lines(&out);
+    assert!(
+        kv.get("fd3").is_some_and(|l| l.ends_with("/extra-fd-a")),
+        "fd 3 is not the first file:\n{out}"
+    );
+    assert_eq!(
+        kv.get("data").map(String::as_str),
+        Some("content-a"),
+        "{out}"
+    );
+    assert_eq!(kv.get("fd4").map(String::as_str), Some("none"), "{out}");
+    assert_eq!(kv.get("fd5").map(String::as_str), Some("none"), "{out}");
+    rt.delete(&id).assert_ok();
+    assert_nothing_left(&rt, &id, &b);
+}
+
+#[test]
+fn without_preserve_fds_no_extra_fd_reaches_the_container() {
+    require_root!();
+    let rt = Runtime::new();
+    let extra = ExtraFds::new(&rt);
+    let mut b = Bundle::busybox();
+    b.sh(FD_SCRIPT);
+    let id = rt.id("nopreservefds");
+    let (status, out_path, err) = create_with_extra_fds(&rt, &b, &id, None, &extra);
+    assert!(status.success(), "create failed: {status}: {err}");
+
+    let pid = rt.pid(&id);
+    let held = extra.held_by(pid);
+    assert!(held.is_empty(), "created init holds caller's fds: {held:?}");
+
+    rt.start(&id).assert_ok();
+    rt.wait_status(&id, "stopped");
+    let out = read(&out_path);
+    let kv = kv_lines(&out);
+    for fd in ["fd3", "fd4", "fd5"] {
+        assert_eq!(kv.get(fd).map(String::as_str), Some("none"), "{fd}:\n{out}");
+    }
+    assert_eq!(kv.get("data").map(String::as_str), Some(""), "{out}");
+    rt.delete(&id).assert_ok();
+    assert_nothing_left(&rt, &id, &b);
+}

@@ -26,9 +26,20 @@
 //! * `hooks::hooks_run_in_spec_order`: runc runs poststart during `create`.
 //! * `hooks::hooks_in_container_get_host_pid`: runc passes pid 1 (the pid in
 //!   the container's pid namespace) to createContainer/startContainer hooks.
+//! * `hooks::hooks_receive_state`: runc passes status "creating" to
+//!   prestart/createRuntime/createContainer hooks (rt: "created").
 //! * `config_errors::{unsupported_oci_version, unknown_capability,
 //!   uid_mappings_without_user_namespace, relative_mount_destination}`:
 //!   runc accepts these configs.
+//! * `errors::create_killed_midway_then_delete_force`: runc's
+//!   `delete --force` leaves the cgroup of the half-made container.
+//! * `errors::racing_creates_of_one_id`: both racing runc creates may fail
+//!   ("exec fifo ... already exists" / "unable to store init state").
+//! * `linux::no_mount_namespace`: runc leaves the container's mounts on the
+//!   host after delete.
+//! * `linux::join_user_namespace_with_new_pid_namespace`: runc 1.1 wants
+//!   uid/gid mappings in the config even when joining a user namespace.
+//! * `linux::time_namespace_offsets`: runc 1.1 has no time namespaces.
 
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -914,7 +925,12 @@ pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
 
 /// Cgroup mounts: `(mount point, hierarchy key)` where the key is the
 /// controller list of a v1 hierarchy (`cpu`, `name=systemd`...) or `""` for v2.
+///
+/// Only the first mount of each hierarchy counts: a container without a
+/// mount namespace (run by a parallel test) mounts its cgroups on the host
+/// too, under its bundle, later than the host's own mounts.
 pub fn cgroup_mounts() -> Vec<(PathBuf, String)> {
+    let mut seen = BTreeSet::new();
     mountinfo()
         .into_iter()
         .filter_map(|m| match m.fstype.as_str() {
@@ -937,6 +953,11 @@ pub fn cgroup_mounts() -> Vec<(PathBuf, String)> {
                 Some((m.mount_point, ctrls.join(",")))
             }
             _ => None,
+        })
+        .filter(|(_, key)| {
+            let mut k: Vec<&str> = key.split(',').collect();
+            k.sort();
+            seen.insert(k.join(","))
         })
         .collect()
 }

@@ -3,7 +3,8 @@
 //!
 //! | step | direction     | message              | meaning                                        |
 //! |------|---------------|----------------------|------------------------------------------------|
-//! | 1    | parent → init | `Go(host pid)`       | cgroup joined, id maps written: set up         |
+//! | 1    | parent → init | `Go(host pid)`       | id maps written: set up                        |
+//! | 1b   | parent → init | `Joined`             | in the cgroup now (sent while the init mounts) |
 //! | 2    | init → parent | `RuntimeHooks`       | mounts done: run prestart/createRuntime hooks  |
 //! | 3    | parent → init | `HooksDone`          | go on (createContainer hooks, pivot_root...)   |
 //! | 4    | init → parent | `Ready`              | waiting for `start` on the start socket        |
@@ -32,6 +33,8 @@ pub enum Msg {
     Error(String),
     /// From an intermediate child: the host pid of the init it forked.
     InitPid(i32),
+    /// The init is in its cgroup now.
+    Joined,
 }
 
 #[derive(Debug, Error)]
@@ -73,6 +76,7 @@ impl Msg {
                 v.extend_from_slice(&pid.to_le_bytes());
                 v
             }
+            Msg::Joined => vec![8],
         }
     }
 
@@ -87,6 +91,7 @@ impl Msg {
             4 => Msg::Ready,
             5 => Msg::Start,
             6 => Msg::Error(String::from_utf8_lossy(rest).into_owned()),
+            8 => Msg::Joined,
             7 => Msg::InitPid(i32::from_le_bytes(
                 rest.try_into().map_err(|_| ChannelError::Malformed(tag))?,
             )),
@@ -167,6 +172,7 @@ mod tests {
             Msg::Start,
             Msg::Error("boom: ünïcode".into()),
             Msg::InitPid(77),
+            Msg::Joined,
         ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), m);

@@ -118,7 +118,7 @@ fn enter_and_fork(a: &SpawnArgs<'_>, channel: &Channel) -> Result<Forked, InitEr
         .map_err(sys("set parent-death signal"))?;
     keep_only_needed_fds(a, channel)?;
     channel.expect(&Msg::Go(0))?;
-    enter_namespaces(a)?;
+    enter_namespaces(a, true)?;
     if a.plan.new_time {
         crate::namespaces::write_time_offsets(a.spec)?;
     }
@@ -140,7 +140,15 @@ fn prepare(a: &SpawnArgs<'_>, channel: &Channel, forked: bool) -> Result<Ready, 
         unreachable!()
     };
     if !forked {
-        enter_namespaces(a)?;
+        enter_namespaces(a, false)?;
+    }
+    let cgroup_ns = a.plan.unshare_flags.contains(CloneFlags::CLONE_NEWCGROUP);
+    if cgroup_ns {
+        // The namespace is rooted at the cgroup we are in when we make it.
+        channel.expect(&Msg::Joined)?;
+        if !forked {
+            unshare(CloneFlags::CLONE_NEWCGROUP).map_err(sys("unshare cgroup namespace"))?;
+        }
     }
     setsid().map_err(sys("setsid"))?;
     if !a.no_new_keyring {
@@ -161,6 +169,10 @@ fn prepare(a: &SpawnArgs<'_>, channel: &Channel, forked: bool) -> Result<Ready, 
         idmaps: &a.idmaps,
     };
     let root = rootfs::prepare(&ctx)?;
+    if !cgroup_ns {
+        // Hooks and the user's process must start inside the cgroup.
+        channel.expect(&Msg::Joined)?;
+    }
     let state = |status| HookState {
         oci_version: spec.version(),
         id: a.id,
@@ -360,13 +372,19 @@ fn keep_only_needed_fds(a: &SpawnArgs<'_>, channel: &Channel) -> Result<(), Init
         .map_err(sys("close inherited descriptors"))
 }
 
-fn enter_namespaces(a: &SpawnArgs<'_>) -> Result<(), InitError> {
+/// Join and create the namespaces the clone did not; the cgroup namespace only when
+/// `with_cgroup` (the init waits to be in its cgroup first).
+fn enter_namespaces(a: &SpawnArgs<'_>, with_cgroup: bool) -> Result<(), InitError> {
     if let Some(j) = &a.plan.joined_user {
         setns(j.fd.as_fd(), CloneFlags::CLONE_NEWUSER)
             .map_err(sys(format!("join user namespace {}", j.path.display())))?;
     }
-    if !a.plan.unshare_flags.is_empty() {
-        unshare(a.plan.unshare_flags).map_err(sys("unshare namespaces"))?;
+    let mut flags = a.plan.unshare_flags;
+    if !with_cgroup {
+        flags.remove(CloneFlags::CLONE_NEWCGROUP);
+    }
+    if !flags.is_empty() {
+        unshare(flags).map_err(sys("unshare namespaces"))?;
     }
     if a.plan.has_user() {
         // Become root of the new user namespace (when 0 is mapped).

@@ -109,11 +109,20 @@ pub fn spawn(args: SpawnArgs<'_>) -> Result<Spawned, SpawnError> {
             };
             let mut setup = || -> Result<(), SpawnError> {
                 guard.restore()?;
-                args.cgroup.attach(pid.as_raw(), in_cgroup, args.id)?;
+                if args.plan.intermediate {
+                    // The init it forks must inherit the cgroup: join before it runs.
+                    args.cgroup.attach(pid.as_raw(), in_cgroup, args.id)?;
+                }
                 if args.plan.new_user {
                     namespaces::write_id_maps(pid, args.spec)?;
                 }
                 spawned.channel.send(&Msg::Go(pid.as_raw()))?;
+                if !args.plan.intermediate {
+                    // Joining a v1 cgroup waits for an RCU grace period (~10 ms) and
+                    // a systemd unit for D-Bus: the init builds its rootfs meanwhile.
+                    args.cgroup.attach(pid.as_raw(), in_cgroup, args.id)?;
+                    spawned.channel.send(&Msg::Joined)?;
+                }
                 Ok(())
             };
             if let Err(e) = setup() {
@@ -144,5 +153,6 @@ fn adopt_forked_init(spawned: &mut Spawned) -> Result<(), SpawnError> {
     spawned.pidfd = rt_sys::pidfd::open(init).map_err(SpawnError::Clone)?;
     spawned.pid = init;
     spawned.channel.send(&Msg::Go(init.as_raw()))?;
+    spawned.channel.send(&Msg::Joined)?;
     Ok(())
 }

@@ -35,6 +35,7 @@ pub fn validate(spec: &Spec, purpose: Purpose) -> Result<(), SpecError> {
     version::check(spec.version())?;
     check_root(spec)?;
     let ns = Namespaces::of(spec)?;
+    check_readonly_root(spec, &ns)?;
     match spec.process() {
         Some(p) => process::check(p)?,
         None if purpose == Purpose::Create => {
@@ -52,6 +53,23 @@ pub fn validate(spec: &Spec, purpose: Purpose) -> Result<(), SpecError> {
     sysctl::check(spec, &ns)?;
     linux::check(spec, &ns)?;
     check_annotations(spec)
+}
+
+/// A read-only root is a remount of the container's root mount; in the runtime's own
+/// mount namespace there is none to remount without touching the host.
+fn check_readonly_root(spec: &Spec, ns: &Namespaces) -> Result<(), SpecError> {
+    let readonly = spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false);
+    if readonly && !ns.contains(oci_spec::runtime::LinuxNamespaceType::Mount) {
+        return Err(SpecError::invalid(
+            "root.readonly",
+            "requires a mount namespace in linux.namespaces",
+        ));
+    }
+    Ok(())
 }
 
 fn check_root(spec: &Spec) -> Result<(), SpecError> {
@@ -151,6 +169,22 @@ pub(crate) mod tests {
     #[test]
     fn base_config_is_valid() {
         check(json!({})).unwrap();
+    }
+
+    #[test]
+    fn readonly_root_needs_mount_namespace() {
+        check(json!({"root": {"path": "rootfs", "readonly": true}})).unwrap();
+        let no_mnt = json!({"namespaces": [{"type": "pid"}]});
+        check(json!({"linux": no_mnt.clone()})).unwrap();
+        let msg = refused(
+            json!({"root": {"path": "rootfs", "readonly": true}, "linux": no_mnt}),
+            "root.readonly",
+            "linux.namespaces",
+        );
+        assert_eq!(
+            msg,
+            "root.readonly: requires a mount namespace in linux.namespaces"
+        );
     }
 
     #[test]
