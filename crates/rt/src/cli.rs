@@ -102,6 +102,78 @@ pub enum Command {
     },
     /// Print the features this runtime supports, as JSON
     Features,
+    /// Run a process in a running container
+    Exec(ExecArgs),
+    /// List the processes of a container
+    Ps {
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: ListFormat,
+        id: String,
+        /// Options for ps(1) (default -ef)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Freeze every process of a container
+    Pause { id: String },
+    /// Thaw a paused container
+    Resume { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Unix socket to receive the pty master
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Working directory in the container
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE)
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// Allocate a terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// UID[:GID] to run as
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Additional group ids
+    #[arg(short = 'g', long, value_delimiter = ',')]
+    pub additional_gids: Vec<u32>,
+    /// process.json describing the process (instead of the arguments)
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Return once the process has started
+    #[arg(short, long)]
+    pub detach: bool,
+    /// File to write the process's pid to
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// SELinux label of the process
+    #[arg(long)]
+    pub process_label: Option<String>,
+    /// AppArmor profile of the process
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// Set no_new_privs
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Add a capability
+    #[arg(short, long)]
+    pub cap: Vec<String>,
+    /// Pass this many descriptors after stdio into the process
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Accepted for runc compatibility: exec into a sub-cgroup (not supported)
+    #[arg(long, hide = true)]
+    pub cgroup: Option<String>,
+    /// Accepted for runc compatibility
+    #[arg(long, hide = true)]
+    pub ignore_paused: bool,
+    /// Container ID
+    pub id: String,
+    /// Command and arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -4,10 +4,12 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
 use anyhow::{Context, Result};
-use rt_runtime::lifecycle::{self, ContainerState, CreateOptions, RunOptions};
+use rt_runtime::lifecycle::{
+    self, ContainerState, CreateOptions, ExecFlags, ExecOptions, ExecProcess, RunOptions,
+};
 use rt_runtime::Store;
 
-use crate::cli::{Cli, Command, CreateArgs, ListFormat};
+use crate::cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat};
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let store = Store::new(&cli.global.root);
@@ -33,6 +35,14 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::List { format, quiet } => list(&store, format, quiet)?,
         Command::Spec { bundle, rootless } => spec(&bundle, rootless)?,
         Command::Features => println!("{}", serde_json::to_string_pretty(&features())?),
+        Command::Exec(a) => return Ok(lifecycle::exec(&store, &exec_options(a))?),
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => ps(&store, &id, format, &ps_args)?,
+        Command::Pause { id } => lifecycle::pause(&store, &id)?,
+        Command::Resume { id } => lifecycle::resume(&store, &id)?,
     }
     Ok(0)
 }
@@ -166,4 +176,74 @@ fn features() -> serde_json::Value {
             "org.opencontainers.runtime.version": env!("CARGO_PKG_VERSION")
         }
     })
+}
+
+fn exec_options(a: ExecArgs) -> ExecOptions {
+    let process = match a.process {
+        Some(p) => ExecProcess::File(p),
+        None => ExecProcess::Args(ExecFlags {
+            args: a.command,
+            cwd: a.cwd,
+            env: a.env,
+            user: a.user,
+            additional_gids: a.additional_gids,
+            caps: a.cap,
+            no_new_privs: a.no_new_privs,
+            tty: a.tty,
+            process_label: a.process_label,
+            apparmor: a.apparmor,
+        }),
+    };
+    ExecOptions {
+        id: a.id,
+        process,
+        detach: a.detach,
+        pid_file: a.pid_file,
+        console_socket: a.console_socket,
+        preserve_fds: a.preserve_fds,
+    }
+}
+
+/// `ps`: the container's pids as JSON, or ps(1)'s table cut to the container's lines.
+fn ps(store: &Store, id: &str, format: ListFormat, args: &[String]) -> Result<()> {
+    let pids = lifecycle::pids(store, id)?;
+    if format == ListFormat::Json {
+        println!("{}", serde_json::to_string(&pids)?);
+        return Ok(());
+    }
+    let args: Vec<&str> = if args.is_empty() {
+        vec!["-ef"]
+    } else {
+        args.iter().map(String::as_str).collect()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .context("run ps")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .context("ps output has no PID column")?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{header}")?;
+    for line in lines {
+        let pid: Option<i32> = line
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            writeln!(stdout, "{line}")?;
+        }
+    }
+    Ok(())
 }

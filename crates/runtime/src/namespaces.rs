@@ -420,3 +420,52 @@ mod tests {
         assert_eq!(format_map(&[m]), "0 1000 65536\n");
     }
 }
+
+/// The namespaces of process `pid` that differ from ours, as clone flags.
+pub fn differing(pid: i32) -> CloneFlags {
+    use std::os::unix::fs::MetadataExt;
+    let kinds = [
+        LinuxNamespaceType::User,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Cgroup,
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Time,
+    ];
+    let mut flags = CloneFlags::empty();
+    for kind in kinds {
+        let name = proc_name(kind);
+        let theirs = fs::metadata(format!("/proc/{pid}/ns/{name}"));
+        let ours = fs::metadata(format!("/proc/self/ns/{name}"));
+        if let (Ok(t), Ok(o)) = (theirs, ours) {
+            if (t.dev(), t.ino()) != (o.dev(), o.ino()) {
+                flags |= clone_flag(kind);
+            }
+        }
+    }
+    flags
+}
+
+/// Enter the pid and time namespaces of the process behind `pidfd` for our next
+/// child only (they apply to children); the guard brings us back.
+pub fn enter_for_children(
+    pidfd: &OwnedFd,
+    flags: CloneFlags,
+) -> Result<ParentGuard, NamespaceError> {
+    let mut guard = ParentGuard::default();
+    for kind in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
+        if !flags.contains(clone_flag(kind)) {
+            continue;
+        }
+        let own = own_ns(kind)?;
+        setns(pidfd.as_fd(), clone_flag(kind)).map_err(|source| NamespaceError::Join {
+            kind: proc_name(kind),
+            path: "the container init".into(),
+            source,
+        })?;
+        guard.saved.push((kind, own));
+    }
+    Ok(guard)
+}

@@ -303,11 +303,11 @@ impl State {
         if self.phase == Phase::Creating {
             return Status::Creating;
         }
-        if dir.waiting_for_start() {
-            return Status::Created;
-        }
         if self.cgroup.is_frozen() {
             return Status::Paused;
+        }
+        if dir.waiting_for_start() {
+            return Status::Created;
         }
         Status::Running
     }

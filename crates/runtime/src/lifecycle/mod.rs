@@ -4,14 +4,19 @@
 
 mod create;
 mod delete;
+mod exec;
 mod kill;
+mod pause;
 mod query;
 mod run;
 mod start;
+mod supervise;
 
 pub use create::{create, CreateOptions, Created};
 pub use delete::delete;
+pub use exec::{exec, ExecFlags, ExecOptions, ExecProcess};
 pub use kill::kill;
+pub use pause::{pause, pids, resume};
 pub use query::{list, state, ContainerState};
 pub use run::{run, RunOptions};
 pub use start::start;

@@ -11,24 +11,24 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::{fstat, Mode};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::sched::{setns, unshare, CloneFlags};
-use nix::unistd::{chdir, execve, setresgid, setresuid, setsid, Gid, Uid};
+use nix::unistd::{execve, setresgid, setresuid, setsid, Gid, Uid};
 use oci_spec::runtime::Spec;
 use thiserror::Error;
 
 use super::channel::{Channel, ChannelError, Msg};
+use super::finalize::{self, setgroups_allowed};
 use super::spawn::SpawnArgs;
-use crate::capabilities::{self, CapError};
+use crate::capabilities::CapError;
 use crate::hooks::{self, HookError, HookState};
-use crate::rlimits::{self, RlimitError};
+use crate::rlimits::RlimitError;
 use crate::rootfs::{self, RootfsError};
 use crate::sched;
 use crate::sysctl::{Proc, SysctlError};
 use crate::tty::{self, TtyError};
-use crate::user::{self, UserError};
+use crate::user::UserError;
 use rt_sys::clone::Forked;
 
 #[derive(Debug, Error)]
@@ -228,39 +228,10 @@ fn prepare(a: &SpawnArgs<'_>, channel: &Channel, forked: bool) -> Result<Ready, 
             proc.set_oom_score_adj(score)?;
         }
     }
-    rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         sched::apply_personality(p)?;
     }
-    if let Some(s) = process.scheduler() {
-        sched::apply_scheduler(s)?;
-    }
-    if let Some(p) = process.io_priority() {
-        sched::apply_io_priority(p)?;
-    }
-
-    if let Some(c) = process.capabilities() {
-        capabilities::drop_bounding(c)?;
-    }
-    if process.no_new_privileges().unwrap_or(false) {
-        nix::sys::prctl::set_no_new_privs().map_err(sys("set no_new_privs"))?;
-    }
-    nix::sys::prctl::set_keepcaps(true).map_err(sys("set keepcaps"))?;
-    user::switch(process.user(), setgroups_allowed(a))?;
-    nix::sys::prctl::set_keepcaps(false).map_err(sys("clear keepcaps"))?;
-    if let Some(c) = process.capabilities() {
-        capabilities::apply(c)?;
-    }
-    let cwd = process.cwd();
-    chdir(cwd.as_path()).map_err(|source| InitError::Cwd {
-        path: cwd.clone(),
-        source,
-    })?;
-    let exe = find_executable(
-        &process.args().as_ref().expect("validated: args")[0],
-        process.env(),
-    )?;
-    user::set_umask(process.user());
+    let exe = finalize::become_process(process, setgroups_allowed(a.plan.has_user()))?;
 
     rt_sys::signal::exit_on_terminating_signals().map_err(sys("install signal handlers"))?;
     nix::sys::prctl::set_pdeathsig(None).map_err(sys("clear parent-death signal"))?;
@@ -394,16 +365,6 @@ fn enter_namespaces(a: &SpawnArgs<'_>, with_cgroup: bool) -> Result<(), InitErro
     Ok(())
 }
 
-/// setgroups is denied in user namespaces an unprivileged user made.
-fn setgroups_allowed(a: &SpawnArgs<'_>) -> bool {
-    if !a.plan.has_user() {
-        return true;
-    }
-    std::fs::read_to_string("/proc/self/setgroups")
-        .map(|s| s.trim() != "deny")
-        .unwrap_or(true)
-}
-
 fn needs_runtime_hooks(spec: &Spec) -> bool {
     let Some(h) = spec.hooks().as_ref() else {
         return false;
@@ -421,39 +382,6 @@ fn set_names(spec: &Spec) -> Result<(), InitError> {
         rt_sys::uts::set_domainname(d).map_err(sys(format!("set domainname {d:?}")))?;
     }
     Ok(())
-}
-
-/// Look `arg0` up the way execvp would, in the container and with its PATH.
-fn find_executable(arg0: &str, env: &Option<Vec<String>>) -> Result<CString, InitError> {
-    let check = |p: &Path| -> Result<CString, InitError> {
-        let meta = std::fs::metadata(p).map_err(|e| InitError::NotExecutable {
-            path: p.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        if meta.is_dir() || meta.permissions().mode() & 0o111 == 0 {
-            return Err(InitError::NotExecutable {
-                path: p.display().to_string(),
-                reason: "permission denied".into(),
-            });
-        }
-        Ok(CString::new(p.as_os_str().as_encoded_bytes()).expect("validated: no NUL"))
-    };
-    if arg0.contains('/') {
-        return check(Path::new(arg0));
-    }
-    let path = env
-        .iter()
-        .flatten()
-        .find_map(|kv| kv.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    for dir in path.split(':') {
-        let dir = if dir.is_empty() { "." } else { dir };
-        let cand = Path::new(dir).join(arg0);
-        if let Ok(c) = check(&cand) {
-            return Ok(c);
-        }
-    }
-    Err(InitError::NotFound(arg0.to_string()))
 }
 
 /// The host's /dev/null, opened in our own mount namespace (a bind source must be

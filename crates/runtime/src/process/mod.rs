@@ -2,6 +2,8 @@
 //! (`channel`, `spawn`) and what it does until it becomes the user's process (`init`).
 
 pub mod channel;
+pub mod exec;
+pub mod finalize;
 pub mod init;
 pub mod spawn;
 
