@@ -11,6 +11,7 @@ pub mod hooks;
 pub mod id;
 pub mod lifecycle;
 pub mod namespaces;
+pub mod notify;
 pub mod process;
 pub mod procstat;
 pub mod rlimits;

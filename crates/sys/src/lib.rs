@@ -4,6 +4,7 @@
 //! unsoundly for our use) and exposes a safe signature. Callers never see raw
 //! pointers; file descriptors are `OwnedFd`/`BorrowedFd`.
 
+pub mod bpf;
 pub mod clone;
 pub mod fd;
 pub mod keyring;

@@ -5,6 +5,8 @@
 //! v1, or the hybrid of both. `v1` and `v2` hold what differs between hierarchies.
 
 mod layout;
+pub mod resources;
+pub mod stats;
 pub mod systemd;
 pub mod v1;
 pub mod v2;
@@ -38,6 +40,38 @@ pub enum CgroupError {
     SystemdNeedsV2,
     #[error("cgroup {path} still has processes after {waited:?}")]
     Busy { path: PathBuf, waited: Duration },
+    #[error("write {value:?} to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        value: String,
+        source: std::io::Error,
+    },
+    #[error("linux.resources.{field}: {reason}")]
+    InvalidResource { field: String, reason: String },
+    #[error("linux.resources.{field} needs the {controller} controller, which is not available to {path}")]
+    NoController {
+        field: String,
+        controller: String,
+        path: PathBuf,
+    },
+    #[error(
+        "memory limit {limit} is below the current usage {usage} of {path} (checkBeforeUpdate)"
+    )]
+    MemoryInUse {
+        path: PathBuf,
+        limit: i64,
+        usage: u64,
+    },
+    #[error("{op} device program for {path}: {source}{log}")]
+    Bpf {
+        op: &'static str,
+        path: PathBuf,
+        source: nix::Error,
+        /// The verifier's explanation, when loading failed.
+        log: String,
+    },
+    #[error("parse {path}: unexpected {text:?}")]
+    Parse { path: PathBuf, text: String },
 }
 
 pub(crate) fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError {
@@ -156,7 +190,8 @@ impl CgroupRecord {
         match &self.systemd {
             Some(unit) => {
                 let dir = &self.dirs[0].path;
-                systemd::start(unit, pid, &format!("rt container {id}"), dir)
+                // The limits follow with resources::apply (SetUnitProperties).
+                systemd::start(unit, pid, &format!("rt container {id}"), dir, vec![])
             }
             None if cloned_into => Ok(()),
             None => self.add(pid),
@@ -186,6 +221,12 @@ impl CgroupRecord {
                 }
             }
             dir.created_from = first_new;
+        }
+        if let [dir] = self.dirs.as_slice() {
+            if dir.version == Version::V2 {
+                // Pure v2: controllers reach a cgroup only through its ancestors.
+                resources::v2::enable_controllers(&dir.path);
+            }
         }
         Ok(())
     }

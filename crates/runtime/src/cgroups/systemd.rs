@@ -6,9 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
-use zbus::zvariant::{OwnedObjectPath, Value};
+use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 
+use super::resources::v2::{cpu_weight, io_weight, swap_v2};
 use super::CgroupError;
 
 /// A unit systemd runs the container in.
@@ -125,11 +127,13 @@ fn manager(user: bool) -> Result<zbus::blocking::Proxy<'static>, CgroupError> {
 }
 
 /// Start the transient unit with `pid` in it, and wait until the pid is in its cgroup.
+/// `extra` are more unit properties (resource limits, from [`systemd_properties`]).
 pub fn start(
     unit: &Unit,
     pid: i32,
     description: &str,
     cgroup_dir: &Path,
+    extra: Vec<(&'static str, OwnedValue)>,
 ) -> Result<(), CgroupError> {
     let m = manager(unit.user)?;
     let mut props: Vec<(&str, Value<'_>)> = vec![
@@ -145,6 +149,7 @@ pub fn start(
     if unit.name.ends_with(".scope") {
         props.push(("Slice", Value::from(unit.slice.as_str())));
     }
+    props.extend(extra.into_iter().map(|(k, v)| (k, Value::from(v))));
     let aux: Vec<(&str, Vec<(&str, Value<'_>)>)> = vec![];
     let _job: OwnedObjectPath = m
         .call(
@@ -169,6 +174,184 @@ pub fn start(
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Change properties of the running unit (`rt update`, and the limits at create),
+/// so systemd enforces what rt wrote rather than putting its own values back.
+pub fn set_properties(
+    unit: &Unit,
+    props: Vec<(&'static str, OwnedValue)>,
+) -> Result<(), CgroupError> {
+    if props.is_empty() {
+        return Ok(());
+    }
+    let m = manager(unit.user)?;
+    let props: Vec<(&str, Value<'_>)> = props.into_iter().map(|(k, v)| (k, v.into())).collect();
+    m.call::<_, _, ()>("SetUnitProperties", &(unit.name.as_str(), true, props))
+        .map_err(dbus)
+}
+
+/// systemd's `infinity` for limits.
+const INFINITY: u64 = u64::MAX;
+/// The period systemd assumes for CPUQuota when none is given, in µs.
+const DEFAULT_PERIOD: u64 = 100_000;
+
+/// The unit properties systemd has for `r`, as runc sets them (its
+/// genV2ResourcesProperties): what has no property (devices, io.max, cpu.idle, hugetlb,
+/// rdma...) is written to the cgroup's files by `resources::apply` alone. Values
+/// systemd would refuse are left out here; `apply` reports them.
+pub fn systemd_properties(r: &LinuxResources) -> Vec<(&'static str, OwnedValue)> {
+    let mut p: Vec<(&'static str, OwnedValue)> = vec![];
+    let bytes = |v: i64| if v < 0 { INFINITY } else { v as u64 };
+    if let Some(m) = r.memory() {
+        let (limit, swap) = (m.limit().unwrap_or(0), m.swap().unwrap_or(0));
+        if limit != 0 {
+            p.push(("MemoryMax", bytes(limit).into()));
+        }
+        if let Some(low) = m.reservation().filter(|&v| v != 0) {
+            p.push(("MemoryLow", bytes(low).into()));
+        }
+        if let Ok(s) = swap_v2(swap, limit) {
+            if s != 0 {
+                p.push(("MemorySwapMax", bytes(s).into()));
+            }
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if let Some(shares) = c.shares().filter(|&s| s != 0) {
+            p.push(("CPUWeight", cpu_weight(shares).into()));
+        }
+        cpu_quota(&mut p, c.quota().unwrap_or(0), c.period().unwrap_or(0));
+        for (name, list) in [("AllowedCPUs", c.cpus()), ("AllowedMemoryNodes", c.mems())] {
+            if let Some(mask) = list.as_deref().filter(|s| !s.is_empty()).and_then(cpu_mask) {
+                p.push((name, byte_array(mask)));
+            }
+        }
+    }
+    if let Some(limit) = r.pids().map(|p| p.limit()).filter(|&l| l != 0) {
+        p.push(("TasksMax", bytes(limit).into()));
+    }
+    if let Some(w) = r
+        .block_io()
+        .as_ref()
+        .and_then(|b| b.weight())
+        .and_then(io_weight)
+    {
+        p.push(("IOWeight", w.into()));
+    }
+    let mut unified: Vec<_> = r.unified().iter().flatten().collect();
+    unified.sort();
+    for (k, v) in unified {
+        unified_property(&mut p, k, v.trim());
+    }
+    p
+}
+
+/// CPUQuotaPerSecUSec is µs of CPU per second of wall time; systemd keeps it as a
+/// whole percentage, so runc rounds a fraction up to the next 10ms.
+fn cpu_quota(p: &mut Vec<(&'static str, OwnedValue)>, quota: i64, period: u64) {
+    if period != 0 {
+        p.push(("CPUQuotaPeriodUSec", period.into()));
+    }
+    if quota == 0 && period == 0 {
+        return;
+    }
+    let mut per_sec = INFINITY;
+    if quota > 0 {
+        let period = if period == 0 { DEFAULT_PERIOD } else { period };
+        per_sec = ((quota as u64).saturating_mul(1_000_000) / period).div_ceil(10_000) * 10_000;
+    }
+    p.push(("CPUQuotaPerSecUSec", per_sec.into()));
+}
+
+/// The unified keys systemd has properties for (runc's unifiedResToSystemdProps).
+fn unified_property(p: &mut Vec<(&'static str, OwnedValue)>, key: &str, value: &str) {
+    let number = |v: &str| {
+        if v == "max" {
+            Some(INFINITY)
+        } else {
+            v.parse::<u64>().ok()
+        }
+    };
+    match key {
+        "cpu.weight" => {
+            if let Ok(w) = value.parse::<u64>() {
+                p.push(("CPUWeight", w.into()));
+            }
+        }
+        "cpu.max" => {
+            let mut f = value.split_whitespace();
+            let quota = match f.next() {
+                Some("max") => Some(0),
+                Some(q) => q.parse().ok(),
+                None => None,
+            };
+            let period = f.next().map_or(Some(DEFAULT_PERIOD), |s| s.parse().ok());
+            if let (Some(q), Some(per)) = (quota, period) {
+                cpu_quota(p, q, per);
+            }
+        }
+        "cpuset.cpus" | "cpuset.mems" => {
+            let name = if key == "cpuset.cpus" {
+                "AllowedCPUs"
+            } else {
+                "AllowedMemoryNodes"
+            };
+            if let Some(mask) = cpu_mask(value) {
+                p.push((name, byte_array(mask)));
+            }
+        }
+        "memory.high" | "memory.low" | "memory.min" | "memory.max" | "memory.swap.max" => {
+            let name = match key {
+                "memory.high" => "MemoryHigh",
+                "memory.low" => "MemoryLow",
+                "memory.min" => "MemoryMin",
+                "memory.max" => "MemoryMax",
+                _ => "MemorySwapMax",
+            };
+            if let Some(n) = number(value) {
+                p.push((name, n.into()));
+            }
+        }
+        "pids.max" => {
+            if let Some(n) = number(value) {
+                // systemd refuses TasksMax=0.
+                p.push(("TasksMax", n.max(1).into()));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn byte_array(bytes: Vec<u8>) -> OwnedValue {
+    OwnedValue::try_from(Value::from(bytes)).expect("a byte array holds no descriptors")
+}
+
+/// A cpu or node list ("0-3,8") as systemd's bitmask: byte i holds cpus 8i..8i+7,
+/// lowest bit first; as long as the highest cpu needs. None when it does not parse.
+pub fn cpu_mask(list: &str) -> Option<Vec<u8>> {
+    let mut mask: Vec<u8> = vec![];
+    for part in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?),
+            None => {
+                let n = part.parse::<u32>().ok()?;
+                (n, n)
+            }
+        };
+        // A cpu number this large is a typo; refuse rather than allocate for it.
+        if lo > hi || hi >= 1 << 16 {
+            return None;
+        }
+        for cpu in lo..=hi {
+            let byte = (cpu / 8) as usize;
+            if mask.len() <= byte {
+                mask.resize(byte + 1, 0);
+            }
+            mask[byte] |= 1 << (cpu % 8);
+        }
+    }
+    (!mask.is_empty()).then_some(mask)
 }
 
 /// Stop the unit; a unit systemd already forgot is not an error.
@@ -209,6 +392,100 @@ mod tests {
         for bad in ["nocolon", "a:b", "notaslice:x:y", "a.slice:x/y:z"] {
             assert!(Unit::parse(Some(bad), "x", false).is_err(), "{bad}");
         }
+    }
+
+    fn resources(json: serde_json::Value) -> LinuxResources {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn props(r: &LinuxResources) -> Vec<(&'static str, String)> {
+        systemd_properties(r)
+            .into_iter()
+            .map(|(k, v)| (k, format!("{}", Value::from(v))))
+            .collect()
+    }
+
+    #[test]
+    fn maps_resources_to_unit_properties() {
+        let r = resources(serde_json::json!({
+            "memory": {"limit": 1073741824, "reservation": 536870912, "swap": 2147483648u64},
+            "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0-2,9", "mems": "0"},
+            "pids": {"limit": 100},
+            "blockIO": {"weight": 500}
+        }));
+        let got = props(&r);
+        let want: Vec<(&str, String)> = vec![
+            ("MemoryMax", "uint64 1073741824".into()),
+            ("MemoryLow", "uint64 536870912".into()),
+            ("MemorySwapMax", "uint64 1073741824".into()),
+            ("CPUWeight", "uint64 100".into()),
+            ("CPUQuotaPeriodUSec", "uint64 100000".into()),
+            ("CPUQuotaPerSecUSec", "uint64 500000".into()),
+            ("AllowedCPUs", "[byte 0x07, 0x02]".into()),
+            ("AllowedMemoryNodes", "[byte 0x01]".into()),
+            ("TasksMax", "uint64 100".into()),
+            ("IOWeight", "uint64 4950".into()),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn unlimited_values_are_infinity() {
+        let r = resources(serde_json::json!({
+            "memory": {"limit": -1},
+            "cpu": {"quota": -1},
+            "pids": {"limit": -1}
+        }));
+        let max = format!("uint64 {}", u64::MAX);
+        assert_eq!(
+            props(&r),
+            [
+                ("MemoryMax", max.clone()),
+                ("MemorySwapMax", max.clone()),
+                ("CPUQuotaPerSecUSec", max.clone()),
+                ("TasksMax", max),
+            ]
+        );
+        assert!(props(&LinuxResources::default()).is_empty());
+    }
+
+    #[test]
+    fn quota_rounds_up_to_whole_percent() {
+        // 33.3ms per 100ms is 333333µs/s: systemd holds percents, so 340000.
+        let r = resources(serde_json::json!({"cpu": {"quota": 33333}}));
+        assert_eq!(
+            props(&r),
+            [("CPUQuotaPerSecUSec", "uint64 340000".to_string())]
+        );
+    }
+
+    #[test]
+    fn unified_keys_with_properties() {
+        let r = resources(serde_json::json!({"unified": {
+            "memory.high": "1000", "pids.max": "0", "cpu.max": "max 20000",
+            "cpuset.cpus": "1", "io.max": "8:0 rbps=1"
+        }}));
+        assert_eq!(
+            props(&r),
+            [
+                ("CPUQuotaPeriodUSec", "uint64 20000".to_string()),
+                ("CPUQuotaPerSecUSec", format!("uint64 {}", u64::MAX)),
+                ("AllowedCPUs", "[byte 0x02]".to_string()),
+                ("MemoryHigh", "uint64 1000".to_string()),
+                ("TasksMax", "uint64 1".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn cpu_masks_like_runc() {
+        assert_eq!(cpu_mask("0"), Some(vec![1]));
+        assert_eq!(cpu_mask("0-7"), Some(vec![0xff]));
+        assert_eq!(cpu_mask("8"), Some(vec![0, 1]));
+        assert_eq!(cpu_mask("1,3, 5-6"), Some(vec![0b0110_1010]));
+        assert_eq!(cpu_mask(""), None);
+        assert_eq!(cpu_mask("3-1"), None);
+        assert_eq!(cpu_mask("x"), None);
     }
 
     #[test]

@@ -59,7 +59,12 @@ pub(crate) fn create_inner(
 ) -> Result<Created, Error> {
     id::validate(&opts.id)?;
     let bundle = fs::canonicalize(&opts.bundle).map_err(Error::io("open bundle", &opts.bundle))?;
-    let spec = rt_spec::load_bundle(&bundle)?;
+    let mut spec = rt_spec::load_bundle(&bundle)?;
+    let notify = crate::notify::host_socket();
+    if notify.is_some() {
+        crate::notify::setup_spec(&mut spec, &store.root().join(&opts.id));
+    }
+    let listen_fds = take_listen_fds(&mut spec);
     // Relative paths in the config (root.path, bind sources) are the bundle's.
     std::env::set_current_dir(&bundle).map_err(Error::io("chdir to bundle", &bundle))?;
     let rootfs = resolve_rootfs(&bundle, &spec)?;
@@ -84,6 +89,13 @@ pub(crate) fn create_inner(
     };
 
     let dir = store.create(&opts.id)?;
+    if notify.is_some() {
+        let d = dir.path.join(crate::notify::DIR);
+        if let Err(e) = std::fs::create_dir(&d) {
+            let _ = dir.remove();
+            return Err(Error::io("create", d)(e));
+        }
+    }
     let mut state = State {
         id: opts.id.clone(),
         bundle: bundle.clone(),
@@ -103,7 +115,16 @@ pub(crate) fn create_inner(
         config: Box::new(spec.clone()),
     };
     let mut spawned = None;
-    let res = build(&dir, &mut state, &mut spawned, opts, &spec, &plan, console);
+    let res = build(
+        &dir,
+        &mut state,
+        &mut spawned,
+        opts,
+        &spec,
+        &plan,
+        console,
+        listen_fds,
+    );
     match res {
         Ok(()) => {
             let s = spawned.expect("built containers have an init");
@@ -136,6 +157,7 @@ fn build(
     spec: &Spec,
     plan: &Plan,
     console: Option<UnixStream>,
+    listen_fds: u32,
 ) -> Result<(), Error> {
     // Recorded before the cgroup exists, so `delete --force` finds it after any crash.
     dir.save(state)?;
@@ -178,7 +200,7 @@ fn build(
 
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
-        preserve_fds: opts.preserve_fds,
+        preserve_fds: opts.preserve_fds + listen_fds,
     })?);
     state.pid = Some(s.pid.as_raw());
     state.start_time = crate::procstat::read(s.pid.as_raw()).map(|p| p.start_time);
@@ -306,4 +328,28 @@ pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
         let _ = fs::remove_file(&tmp);
         Error::io("write pid file", path)(e)
     })
+}
+
+/// Socket activation (`LISTEN_FDS`/`LISTEN_PID` meant for us): the sockets at 3.. are
+/// passed on to the container process, ahead of `--preserve-fds`, as runc does.
+fn take_listen_fds(spec: &mut Spec) -> u32 {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let n: u32 = match std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        Some(n) if ours && n > 0 => n,
+        _ => return 0,
+    };
+    if let Some(p) = spec.process_mut() {
+        let mut env = p.env().clone().unwrap_or_default();
+        env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_FDS={n}"));
+        env.push("LISTEN_PID=1".to_string());
+        p.set_env(Some(env));
+    }
+    n
 }

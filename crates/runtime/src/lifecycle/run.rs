@@ -9,8 +9,9 @@ use std::os::unix::net::UnixStream;
 use nix::sys::wait::waitpid;
 
 use super::create::create_inner;
+use super::start::start_inner;
 use super::supervise::{self, SignalsHeld};
-use super::{delete, start, CreateOptions};
+use super::{delete, CreateOptions};
 use crate::state::Store;
 use crate::Error;
 
@@ -55,7 +56,8 @@ pub fn run(store: &Store, opts: &RunOptions) -> Result<i32, Error> {
         _ => None,
     };
     drop(ours);
-    if let Err(e) = start(store, id) {
+    let main_pid = foreground.then(|| std::process::id() as i32);
+    if let Err(e) = start_inner(store, id, main_pid) {
         let _ = delete(store, id, true);
         let _ = waitpid(created.pid, None);
         return Err(e);

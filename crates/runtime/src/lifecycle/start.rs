@@ -9,6 +9,16 @@ use crate::state::{Access, Status, Store};
 use crate::{hooks, id, Error};
 
 pub fn start(store: &Store, container: &str) -> Result<(), Error> {
+    start_inner(store, container, None)
+}
+
+/// `start`; with `NOTIFY_SOCKET`, waits for the container's READY and passes it on
+/// with `MAINPID` = `main_pid` (the init's pid unless given: `run` names itself).
+pub(crate) fn start_inner(
+    store: &Store,
+    container: &str,
+    main_pid: Option<i32>,
+) -> Result<(), Error> {
     id::validate(container)?;
     let dir = store.open(container, Access::Write)?;
     let state = dir.load()?;
@@ -25,6 +35,13 @@ pub fn start(store: &Store, container: &str) -> Result<(), Error> {
             )))
         }
     }
+    // Listen before the process runs, so its first READY is not lost.
+    let proxy = match crate::notify::host_socket() {
+        Some(host) if dir.path.join(crate::notify::DIR).is_dir() => {
+            Some(crate::notify::Proxy::bind(&dir, host)?)
+        }
+        _ => None,
+    };
     let fd = socket(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -52,6 +69,13 @@ pub fn start(store: &Store, container: &str) -> Result<(), Error> {
         .and_then(|h| h.poststart().clone())
     {
         hooks::run_all_warn("poststart", &h, &hook_state(&state, "running"));
+    }
+    if let (Some(proxy), Some(pid)) = (proxy, state.pid) {
+        // Other commands on this container need not wait for the process to be ready.
+        drop(dir);
+        if let Ok(init) = rt_sys::pidfd::open(nix::unistd::Pid::from_raw(pid)) {
+            proxy.forward(&init, main_pid.unwrap_or(pid))?;
+        }
     }
     Ok(())
 }
