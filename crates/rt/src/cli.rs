@@ -103,7 +103,7 @@ pub enum Command {
     /// Print the features this runtime supports, as JSON
     Features,
     /// Run a process in a running container
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// List the processes of a container
     Ps {
         #[arg(short, long, value_enum, default_value = "table")]

@@ -35,7 +35,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::List { format, quiet } => list(&store, format, quiet)?,
         Command::Spec { bundle, rootless } => spec(&bundle, rootless)?,
         Command::Features => println!("{}", serde_json::to_string_pretty(&features())?),
-        Command::Exec(a) => return Ok(lifecycle::exec(&store, &exec_options(a))?),
+        Command::Exec(a) => return Ok(lifecycle::exec(&store, &exec_options(*a))?),
         Command::Ps {
             format,
             id,

@@ -409,17 +409,6 @@ fn mapped_userns(uid_map: &str, gid_map: &str) -> Result<OwnedFd, NamespaceError
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn maps_format_one_line_per_range() {
-        let m: LinuxIdMapping =
-            serde_json::from_str(r#"{"containerID":0,"hostID":1000,"size":65536}"#).unwrap();
-        assert_eq!(format_map(&[m]), "0 1000 65536\n");
-    }
-}
 
 /// The namespaces of process `pid` that differ from ours, as clone flags.
 pub fn differing(pid: i32) -> CloneFlags {
@@ -468,4 +457,16 @@ pub fn enter_for_children(
         guard.saved.push((kind, own));
     }
     Ok(guard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_format_one_line_per_range() {
+        let m: LinuxIdMapping =
+            serde_json::from_str(r#"{"containerID":0,"hostID":1000,"size":65536}"#).unwrap();
+        assert_eq!(format_map(&[m]), "0 1000 65536\n");
+    }
 }
