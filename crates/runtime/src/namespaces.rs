@@ -409,7 +409,6 @@ fn mapped_userns(uid_map: &str, gid_map: &str) -> Result<OwnedFd, NamespaceError
     }
 }
 
-
 /// The namespaces of process `pid` that differ from ours, as clone flags.
 pub fn differing(pid: i32) -> CloneFlags {
     use std::os::unix::fs::MetadataExt;

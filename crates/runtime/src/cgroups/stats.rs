@@ -723,7 +723,7 @@ fn io_stat_line(line: &str) -> Option<Vec<IoStat>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::resources::testing::{may_run, Scratch};
+    use super::super::resources::testing::{may_run, test_cgroup, try_in, Scratch};
     use super::*;
 
     #[test]
@@ -875,59 +875,67 @@ mod tests {
         assert!(matches!(v2_stats(&dir.0), Err(CgroupError::Parse { .. })));
     }
 
+    /// A shell in the cgroup burns a little cpu; the counters show it.
     #[test]
-    fn reads_this_hosts_v1() {
-        let host = Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes");
-        if !may_run("reads_this_hosts_v1") || !host.exists() {
+    fn reads_a_real_cgroup() {
+        if !may_run("reads_a_real_cgroup") {
             return;
         }
-        let layout = crate::cgroups::Layout::detect().unwrap();
-        let mut keep = vec![];
-        let mut dirs = vec![];
-        for h in layout
-            .hierarchies()
-            .iter()
-            .filter(|h| h.version == Version::V1)
-        {
-            let s = Scratch::new(&h.mount_point, "stats").unwrap();
-            if h.controllers.iter().any(|c| c == "cpuset") {
-                crate::cgroups::v1::inherit_cpuset(&s.0).unwrap();
-            }
-            dirs.push(CgroupDir {
-                version: Version::V1,
-                controllers: h.controllers.clone(),
-                path: s.0.clone(),
-                created_from: None,
-            });
-            keep.push(s);
+        let c = test_cgroup("stats").expect("a cgroup");
+        let dirs: Vec<&Path> = c.record.dirs.iter().map(|d| d.path.as_path()).collect();
+        let busy = "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; true".to_string();
+        assert_eq!(try_in(&dirs, &[busy]), [true]);
+        let s = stats(&c.record).unwrap();
+        assert!(s.cpu.usage.total > 0, "{s:?}");
+        assert!(s.cpu.usage.user + s.cpu.usage.kernel > 0, "{s:?}");
+        assert!(
+            s.memory.usage.max > 0 || c.record.dirs[0].version == Version::V2,
+            "{s:?}"
+        );
+        assert!(!s.memory.raw.is_empty());
+        assert_eq!(s.pids.current, 0);
+        if c.record.dirs[0].version == Version::V1 {
+            assert!(!s.cpu.usage.percpu.is_empty());
+            assert!(!s.cpuset.cpus.is_empty());
+            assert!(s.memory.raw.contains_key("cache"));
+        } else {
+            assert!(s.memory.raw.contains_key("file"));
+            assert!(s.cpu.psi.is_some());
         }
-        let record = CgroupRecord {
-            path: "/stats".into(),
-            dirs,
-            systemd: None,
-        };
-        // A shell in every hierarchy burns a little cpu and memory, then exits.
-        let procs: Vec<String> = record
+        assert_eq!(oom_count(&c.record), Some(0));
+        serde_json::to_string(&s).unwrap();
+    }
+
+    /// A shell that outgrows its memory limit is killed, and the count says so.
+    #[test]
+    fn oom_kills_are_counted() {
+        if !may_run("oom_kills_are_counted") {
+            return;
+        }
+        let c = test_cgroup("oom").expect("a cgroup");
+        let r: oci_spec::runtime::LinuxResources = serde_json::from_value(serde_json::json!({
+            "memory": {"limit": 8388608, "swap": 8388608}
+        }))
+        .unwrap();
+        crate::cgroups::resources::apply(&c.record, &r).unwrap();
+        let dirs: Vec<String> = c
+            .record
             .dirs
             .iter()
             .map(|d| format!("echo $$ > {}/cgroup.procs", d.path.display()))
             .collect();
+        // The command substitution keeps 64 MiB in the shell itself.
         let status = std::process::Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "{} && i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done",
-                procs.join(" && ")
+                "{} && x=$(head -c 67108864 /dev/zero | tr '\\0' a)",
+                dirs.join(" && ")
             ))
             .status()
             .unwrap();
-        assert!(status.success());
-        let s = stats(&record).unwrap();
-        assert!(s.cpu.usage.total > 0, "{s:?}");
-        assert!(!s.cpu.usage.percpu.is_empty());
-        assert!(s.memory.usage.max > 0, "{:?}", s.memory);
-        assert!(s.memory.raw.contains_key("cache"));
-        assert!(!s.cpuset.cpus.is_empty());
-        assert_eq!(oom_count(&record), Some(0));
-        serde_json::to_string(&s).unwrap();
+        assert!(!status.success());
+        assert!(oom_count(&c.record).is_some_and(|n| n >= 1), "{status:?}");
+        let s = stats(&c.record).unwrap();
+        assert_eq!(s.memory.usage.limit, 8388608);
     }
 }

@@ -496,4 +496,62 @@ mod tests {
             PathBuf::from("/a.slice/a-b.slice/a-b-c.slice")
         );
     }
+
+    /// With systemd running (the hack/vm systemd guest): the limits are unit
+    /// properties from the start, and an update reaches both systemd and the files.
+    #[test]
+    fn limits_reach_a_transient_scope() {
+        if !Path::new("/run/systemd/system").exists() {
+            eprintln!("note: limits_reach_a_transient_scope skipped: systemd is not running");
+            return;
+        }
+        if !crate::cgroups::resources::testing::may_run("limits_reach_a_transient_scope") {
+            return;
+        }
+        let layout = crate::cgroups::Layout::detect().unwrap();
+        let id = format!("test-{}", std::process::id());
+        let record = crate::cgroups::CgroupRecord::resolve_systemd(&layout, None, &id, false)
+            .expect("a v2 host");
+        let unit = record.systemd.clone().unwrap();
+        let dir = record.dirs[0].path.clone();
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let r = resources(serde_json::json!({
+            "memory": {"limit": 67108864},
+            "cpu": {"shares": 2048, "quota": 50000},
+            "pids": {"limit": 20}
+        }));
+        let started = start(
+            &unit,
+            child.id() as i32,
+            "rt test",
+            &dir,
+            systemd_properties(&r),
+        );
+        let check = || -> Result<(), String> {
+            started.map_err(|e| e.to_string())?;
+            let read = |f: &str| {
+                std::fs::read_to_string(dir.join(f))
+                    .unwrap()
+                    .trim()
+                    .to_string()
+            };
+            assert_eq!(read("memory.max"), "67108864");
+            assert_eq!(read("pids.max"), "20");
+            assert_eq!(read("cpu.weight"), "174");
+            assert_eq!(read("cpu.max"), "50000 100000");
+            let update = resources(serde_json::json!({"memory": {"limit": 33554432}}));
+            crate::cgroups::resources::apply_update(&record, &update).map_err(|e| e.to_string())?;
+            assert_eq!(read("memory.max"), "33554432");
+            assert_eq!(read("pids.max"), "20");
+            Ok(())
+        };
+        let res = check();
+        let _ = stop(&unit);
+        let _ = child.kill();
+        let _ = child.wait();
+        res.unwrap();
+    }
 }

@@ -64,11 +64,10 @@ fn apply_mode(record: &CgroupRecord, r: &LinuxResources, mode: Mode) -> Result<(
 }
 
 fn warn_ignored(r: &LinuxResources) {
-    if let Some(m) = r.memory() {
-        #[allow(deprecated)]
-        if m.kernel().is_some() {
-            log::warn!("linux.resources.memory.kernel is ignored (kernel memory is no longer limited separately)");
-        }
+    if r.memory().as_ref().is_some_and(|m| m.kernel().is_some()) {
+        log::warn!(
+            "linux.resources.memory.kernel is ignored: kernel memory is not limited separately since Linux 5.4"
+        );
     }
 }
 
@@ -150,6 +149,12 @@ impl Write {
     pub fn invalid(mut self, i: Invalid) -> Write {
         self.invalid = i;
         self
+    }
+
+    /// The first of two writes of the same value, around the write that makes it
+    /// valid: whatever goes wrong here is reported by the second.
+    pub fn tried_first(self) -> Write {
+        self.invalid(Invalid::Retried).missing(Missing::Skip)
     }
 }
 
@@ -331,6 +336,73 @@ pub(crate) mod testing {
             }
             rm(&self.0);
         }
+    }
+
+    /// A cgroup of the test's own, removed at the end: a directory under every v1
+    /// hierarchy on a v1 host, or one v2 directory (controllers enabled) on a v2 host.
+    pub struct TestCgroup {
+        pub record: CgroupRecord,
+        _dirs: Vec<Scratch>,
+    }
+
+    pub fn test_cgroup(name: &str) -> Option<TestCgroup> {
+        use crate::cgroups::{CgroupDir, Layout};
+        let layout = Layout::detect().ok()?;
+        let mut dirs = vec![];
+        let mut keep = vec![];
+        if layout.is_unified() {
+            let parent = Scratch::new(&layout.hierarchies()[0].mount_point, name).ok()?;
+            let path = parent.0.join("c");
+            fs::create_dir(&path).ok()?;
+            v2::enable_controllers(&path);
+            dirs.push(CgroupDir {
+                version: Version::V2,
+                controllers: vec![],
+                path,
+                created_from: None,
+            });
+            keep.push(parent);
+        }
+        for h in layout.hierarchies() {
+            if h.version != Version::V1 || h.controllers.iter().any(|c| c.starts_with("name=")) {
+                continue;
+            }
+            let s = Scratch::new(&h.mount_point, name).ok()?;
+            if h.controllers.iter().any(|c| c == "cpuset") {
+                crate::cgroups::v1::inherit_cpuset(&s.0).ok()?;
+            }
+            dirs.push(CgroupDir {
+                version: Version::V1,
+                controllers: h.controllers.clone(),
+                path: s.0.clone(),
+                created_from: None,
+            });
+            keep.push(s);
+        }
+        (!dirs.is_empty()).then(|| TestCgroup {
+            record: CgroupRecord {
+                path: format!("/{name}"),
+                dirs,
+                systemd: None,
+            },
+            _dirs: keep,
+        })
+    }
+
+    /// A block device the kernel knows (throttles are refused for others).
+    pub fn some_disk() -> (u32, u32) {
+        let mut names: Vec<_> = fs::read_dir("/sys/block").unwrap().flatten().collect();
+        names.sort_by_key(|e| e.file_name());
+        for e in names {
+            if e.file_name().to_string_lossy().starts_with("loop") {
+                continue;
+            }
+            if let Ok(dev) = fs::read_to_string(e.path().join("dev")) {
+                let (a, b) = dev.trim().split_once(':').unwrap();
+                return (a.parse().unwrap(), b.parse().unwrap());
+            }
+        }
+        panic!("no block device in /sys/block");
     }
 
     /// A character device node `name` (1:11, the kernel log, which no default rule

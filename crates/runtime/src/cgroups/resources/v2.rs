@@ -8,8 +8,7 @@ use std::path::Path;
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
 use super::{
-    check_usage, devices, invalid, page_size, v1, write_plan, Dir, Invalid, Missing, Mode, Probe,
-    Write,
+    check_usage, devices, invalid, page_size, v1, write_plan, Dir, Missing, Mode, Probe, Write,
 };
 use crate::cgroups::CgroupError;
 
@@ -17,7 +16,18 @@ pub(super) fn apply(dir: &Path, r: &LinuxResources, mode: Mode) -> Result<(), Cg
     let plan = plan(r, &Dir(dir))?;
     write_plan(dir, &plan, |w, source| missing(dir, w, source))?;
     if mode == Mode::Create || r.devices().is_some() {
-        devices::apply_v2(dir, &devices::rules(r)?)?;
+        match devices::apply_v2(dir, &devices::rules(r)?) {
+            // Without root, device programs cannot be loaded; the user namespace a
+            // rootless container needs keeps it from host devices anyway (runc and
+            // crun go on likewise).
+            Err(CgroupError::Bpf {
+                source: nix::Error::EPERM,
+                ..
+            }) if !nix::unistd::geteuid().is_root() => {
+                log::warn!("device rules not applied: loading eBPF programs needs root");
+            }
+            res => res?,
+        }
     }
     Ok(())
 }
@@ -183,15 +193,13 @@ fn cpu(c: &LinuxCpu, p: &dyn Probe) -> Vec<Write> {
     let burst = c
         .burst()
         .map(|b| Write::new("cpu.max.burst", b, "cpu.burst").missing(Missing::Warn));
-    let before = if max.is_some() {
-        Invalid::Retried
-    } else {
-        Invalid::Fail
-    };
-    w.extend(burst.clone().map(|b| b.invalid(before)));
-    if let Some(max) = max {
-        w.push(max);
-        w.extend(burst);
+    match max {
+        Some(max) => {
+            w.extend(burst.clone().map(Write::tried_first));
+            w.push(max);
+            w.extend(burst);
+        }
+        None => w.extend(burst),
     }
     if c.realtime_runtime().is_some_and(|v| v != 0) || c.realtime_period().is_some_and(|v| v != 0) {
         log::warn!("linux.resources.cpu.realtime* is ignored: cgroup v2 has no real-time budget");
@@ -396,7 +404,10 @@ pub(crate) fn enable_controllers(dir: &Path) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{may_run, pairs, Fake, Scratch};
+    use super::super::testing::{
+        kmsg_node, may_run, pairs, some_disk, test_cgroup, try_in, Fake, Scratch,
+    };
+    use super::super::Invalid;
     use super::*;
 
     fn resources(json: serde_json::Value) -> LinuxResources {
@@ -607,30 +618,106 @@ mod tests {
         assert!(matches!(e, CgroupError::Write { .. }), "{e}");
     }
 
-    /// On a v2 host (or the hack/vm v2 guest): limits land in the files.
+    /// On a v2 host (or the hack/vm v2 guest): limits land in the files, devices
+    /// are filtered, and an update changes only what it names.
     #[test]
     fn applies_on_a_v2_host() {
-        let root = Path::new("/sys/fs/cgroup");
-        if !root.join("cgroup.subtree_control").exists() {
+        if !Path::new("/sys/fs/cgroup/cgroup.subtree_control").exists() {
             eprintln!("note: applies_on_a_v2_host skipped: /sys/fs/cgroup is not cgroup v2");
             return;
         }
         if !may_run("applies_on_a_v2_host") {
             return;
         }
-        let parent = Scratch::new(root, "v2").unwrap();
-        let c = parent.0.join("c");
-        fs::create_dir(&c).unwrap();
-        enable_controllers(&c);
-        let controllers = fs::read_to_string(c.join("cgroup.controllers")).unwrap();
-        for want in ["memory", "pids", "cpu"] {
+        let c = test_cgroup("v2").expect("a v2 cgroup");
+        let d = c.record.dirs[0].path.clone();
+        let controllers = fs::read_to_string(d.join("cgroup.controllers")).unwrap();
+        for want in ["memory", "pids", "cpu", "io", "cpuset"] {
             assert!(
                 controllers.contains(want),
                 "{want} not enabled: {controllers}"
             );
         }
+        let (major, minor) = some_disk();
+        let r = resources(serde_json::json!({
+            "memory": {"limit": 67108864, "reservation": 1048576, "swap": 100663296},
+            "cpu": {"shares": 2048, "quota": 20000, "period": 50000, "burst": 1000,
+                    "cpus": "0", "mems": "0", "idle": 0},
+            "pids": {"limit": 7},
+            "blockIO": {"weight": 500,
+                        "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}],
+                        "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 100}]},
+            "devices": [{"allow": false, "access": "rwm"}],
+            "unified": {"memory.high": "33554432"}
+        }));
+        super::super::apply(&c.record, &r).unwrap();
+        let read = |f: &str| fs::read_to_string(d.join(f)).unwrap().trim().to_string();
+        assert_eq!(read("memory.max"), "67108864");
+        assert_eq!(read("memory.low"), "1048576");
+        if d.join("memory.swap.max").exists() {
+            assert_eq!(read("memory.swap.max"), "33554432");
+        }
+        assert_eq!(read("memory.high"), "33554432");
+        assert_eq!(read("cpu.weight"), "174");
+        assert_eq!(read("cpu.max"), "20000 50000");
+        if d.join("cpu.max.burst").exists() {
+            assert_eq!(read("cpu.max.burst"), "1000");
+        }
+        assert_eq!(read("cpuset.cpus"), "0");
+        assert_eq!(read("pids.max"), "7");
+        let io_max = read("io.max");
+        assert!(
+            io_max.starts_with(&format!("{major}:{minor} rbps=1048576 ")),
+            "{io_max}"
+        );
+        assert!(io_max.ends_with("wiops=100"), "{io_max}");
+        let (_nodes, kmsg) = kmsg_node("v2-nodes");
+        let checks = [
+            "true > /dev/null".to_string(),
+            format!("true < {}", kmsg.display()),
+        ];
+        assert_eq!(try_in(&[d.as_path()], &checks), [true, false]);
+
+        let r = resources(serde_json::json!({"cpu": {"period": 100000}}));
+        super::super::apply_update(&c.record, &r).unwrap();
+        assert_eq!(read("cpu.max"), "20000 100000");
+        assert_eq!(read("memory.max"), "67108864");
+        assert_eq!(try_in(&[d.as_path()], &checks), [true, false]);
+        // A controller the cgroup lacks is named in the error.
+        let r = resources(serde_json::json!({"unified": {"nonesuch.max": "1"}}));
+        let err = super::super::apply_update(&c.record, &r).unwrap_err();
+        assert!(matches!(err, CgroupError::NoController { .. }), "{err}");
+    }
+
+    /// A parent holding processes cannot give its children controllers: create goes
+    /// on, and the limit that needed one fails naming it.
+    #[test]
+    fn busy_parent_leaves_limits_to_fail_clearly() {
+        if !Path::new("/sys/fs/cgroup/cgroup.subtree_control").exists() {
+            eprintln!("note: skipped: /sys/fs/cgroup is not cgroup v2");
+            return;
+        }
+        if !may_run("busy_parent_leaves_limits_to_fail_clearly") {
+            return;
+        }
+        let parent = Scratch::new(Path::new("/sys/fs/cgroup"), "busy").unwrap();
+        let mut sleeper = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo $$ > {}/cgroup.procs && exec sleep 30",
+                parent.0.display()
+            ))
+            .spawn()
+            .unwrap();
+        let procs = parent.0.join("cgroup.procs");
+        while fs::read_to_string(&procs).unwrap().trim().is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let c = parent.0.join("c");
+        fs::create_dir(&c).unwrap();
+        enable_controllers(&c);
         let record = crate::cgroups::CgroupRecord {
-            path: c.display().to_string(),
+            path: "/busy/c".into(),
             dirs: vec![crate::cgroups::CgroupDir {
                 version: crate::cgroups::Version::V2,
                 controllers: vec![],
@@ -639,23 +726,13 @@ mod tests {
             }],
             systemd: None,
         };
-        let r = resources(serde_json::json!({
-            "memory": {"limit": 67108864, "reservation": 1048576},
-            "cpu": {"shares": 2048, "quota": 20000, "period": 50000},
-            "pids": {"limit": 7},
-            "unified": {"memory.high": "33554432"}
-        }));
-        super::super::apply(&record, &r).unwrap();
-        let read = |f: &str| fs::read_to_string(c.join(f)).unwrap().trim().to_string();
-        assert_eq!(read("memory.max"), "67108864");
-        assert_eq!(read("memory.low"), "1048576");
-        assert_eq!(read("memory.high"), "33554432");
-        assert_eq!(read("cpu.weight"), "174");
-        assert_eq!(read("cpu.max"), "20000 50000");
-        assert_eq!(read("pids.max"), "7");
-        let r = resources(serde_json::json!({"cpu": {"period": 100000}}));
-        super::super::apply_update(&record, &r).unwrap();
-        assert_eq!(read("cpu.max"), "20000 100000");
-        assert_eq!(read("memory.max"), "67108864");
+        let r = resources(serde_json::json!({"memory": {"limit": 67108864}}));
+        let res = super::super::apply_update(&record, &r);
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
+        match res {
+            Err(CgroupError::NoController { controller, .. }) => assert_eq!(controller, "memory"),
+            other => panic!("{other:?}"),
+        }
     }
 }
