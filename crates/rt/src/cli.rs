@@ -117,6 +117,64 @@ pub enum Command {
     Pause { id: String },
     /// Thaw a paused container
     Resume { id: String },
+    /// Change a running container's resource limits
+    Update(Box<UpdateArgs>),
+    /// Print the container's resource usage (and OOM events) as JSON lines
+    Events {
+        /// Print the statistics once and exit
+        #[arg(long)]
+        stats: bool,
+        /// How often to print statistics
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// A file with the resources (linux.resources of config.json), or - for stdin
+    #[arg(short, long)]
+    pub resources: Option<PathBuf>,
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    #[arg(long)]
+    pub cpu_quota: Option<i64>,
+    #[arg(long)]
+    pub cpu_share: Option<u64>,
+    #[arg(long)]
+    pub cpu_rt_period: Option<u64>,
+    #[arg(long)]
+    pub cpu_rt_runtime: Option<i64>,
+    #[arg(long)]
+    pub cpu_idle: Option<i64>,
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit (bytes, or with k, m, g suffix; -1 for none)
+    #[arg(long, allow_negative_numbers = true)]
+    pub memory: Option<String>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit
+    #[arg(long, allow_negative_numbers = true)]
+    pub memory_swap: Option<String>,
+    /// Ignored, as by the kernel since 5.x
+    #[arg(long, hide = true)]
+    pub kernel_memory: Option<String>,
+    #[arg(long, hide = true)]
+    pub kernel_memory_tcp: Option<String>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    /// Intel RDT (not supported)
+    #[arg(long, hide = true)]
+    pub l3_cache_schema: Option<String>,
+    #[arg(long, hide = true)]
+    pub mem_bw_schema: Option<String>,
+    pub id: String,
 }
 
 #[derive(Debug, Args)]

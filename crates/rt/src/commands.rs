@@ -9,7 +9,7 @@ use rt_runtime::lifecycle::{
 };
 use rt_runtime::Store;
 
-use crate::cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat};
+use crate::cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat, UpdateArgs};
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let store = Store::new(&cli.global.root);
@@ -43,6 +43,22 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         } => ps(&store, &id, format, &ps_args)?,
         Command::Pause { id } => lifecycle::pause(&store, &id)?,
         Command::Resume { id } => lifecycle::resume(&store, &id)?,
+        Command::Update(a) => {
+            let r = update_resources(&a)?;
+            lifecycle::update(&store, &a.id, &r)?
+        }
+        Command::Events {
+            stats,
+            interval,
+            id,
+        } => {
+            let every = humantime::parse_duration(&interval)
+                .with_context(|| format!("invalid --interval {interval:?}"))?;
+            if every.is_zero() {
+                anyhow::bail!("--interval must be more than 0");
+            }
+            lifecycle::events(&store, &id, every, stats, &mut std::io::stdout().lock())?
+        }
     }
     Ok(0)
 }
@@ -246,4 +262,92 @@ fn ps(store: &Store, id: &str, format: ListFormat, args: &[String]) -> Result<()
         }
     }
     Ok(())
+}
+
+/// The resources `update` asked for: from `--resources`, then the flags on top.
+fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources> {
+    use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxPids, LinuxResources};
+    let mut r: LinuxResources = match &a.resources {
+        Some(p) if p.as_os_str() == "-" => serde_json::from_reader(std::io::stdin().lock())
+            .context("parse resources from stdin")?,
+        Some(p) => {
+            let data = std::fs::read(p).with_context(|| format!("read {}", p.display()))?;
+            serde_json::from_slice(&data).with_context(|| format!("parse {}", p.display()))?
+        }
+        None => LinuxResources::default(),
+    };
+    let size = |s: &Option<String>| -> Result<Option<i64>> {
+        s.as_deref()
+            .map(lifecycle::parse_bytes)
+            .transpose()
+            .map_err(Into::into)
+    };
+    let (limit, reservation, swap) = (
+        size(&a.memory)?,
+        size(&a.memory_reservation)?,
+        size(&a.memory_swap)?,
+    );
+    if let Some(m) = lifecycle::memory(limit, reservation, swap) {
+        let mut merged = r.memory().clone().unwrap_or_default();
+        if m.limit().is_some() {
+            merged.set_limit(m.limit());
+        }
+        if m.reservation().is_some() {
+            merged.set_reservation(m.reservation());
+        }
+        if m.swap().is_some() {
+            merged.set_swap(m.swap());
+        }
+        r.set_memory(Some(merged));
+    }
+    let cpu_flags = a.cpu_period.is_some()
+        || a.cpu_quota.is_some()
+        || a.cpu_share.is_some()
+        || a.cpu_rt_period.is_some()
+        || a.cpu_rt_runtime.is_some()
+        || a.cpu_idle.is_some()
+        || a.cpuset_cpus.is_some()
+        || a.cpuset_mems.is_some();
+    if cpu_flags {
+        let mut c: LinuxCpu = r.cpu().clone().unwrap_or_default();
+        if a.cpu_period.is_some() {
+            c.set_period(a.cpu_period);
+        }
+        if a.cpu_quota.is_some() {
+            c.set_quota(a.cpu_quota);
+        }
+        if a.cpu_share.is_some() {
+            c.set_shares(a.cpu_share);
+        }
+        if a.cpu_rt_period.is_some() {
+            c.set_realtime_period(a.cpu_rt_period);
+        }
+        if a.cpu_rt_runtime.is_some() {
+            c.set_realtime_runtime(a.cpu_rt_runtime);
+        }
+        if a.cpu_idle.is_some() {
+            c.set_idle(a.cpu_idle);
+        }
+        if a.cpuset_cpus.is_some() {
+            c.set_cpus(a.cpuset_cpus.clone());
+        }
+        if a.cpuset_mems.is_some() {
+            c.set_mems(a.cpuset_mems.clone());
+        }
+        r.set_cpu(Some(c));
+    }
+    if let Some(n) = a.pids_limit {
+        let mut p = LinuxPids::default();
+        p.set_limit(n);
+        r.set_pids(Some(p));
+    }
+    if let Some(w) = a.blkio_weight {
+        let mut b: LinuxBlockIo = r.block_io().clone().unwrap_or_default();
+        b.set_weight(Some(w));
+        r.set_block_io(Some(b));
+    }
+    if a.l3_cache_schema.is_some() || a.mem_bw_schema.is_some() {
+        anyhow::bail!("Intel RDT is not supported");
+    }
+    Ok(r)
 }

@@ -14,7 +14,7 @@ use nix::sys::socket::{
 };
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources, Spec};
 
 use super::hook_state;
 use crate::cgroups::{CgroupRecord, Layout};
@@ -163,6 +163,11 @@ fn build(
     dir.save(state)?;
     state.cgroup.create()?;
     dir.save(state)?;
+    let resources = effective_resources(spec);
+    if state.cgroup.systemd.is_none() {
+        // Limits in place before the init joins, so it never runs without them.
+        crate::cgroups::resources::apply(&state.cgroup, &resources)?;
+    }
     let listener = listen_for_start(dir)?;
     let mut idmaps = vec![];
     let linux = spec.linux().as_ref();
@@ -205,6 +210,10 @@ fn build(
     state.pid = Some(s.pid.as_raw());
     state.start_time = crate::procstat::read(s.pid.as_raw()).map(|p| p.start_time);
     dir.save(state)?;
+    if state.cgroup.systemd.is_some() {
+        // systemd made the cgroup when it started the unit with the init.
+        crate::cgroups::resources::apply(&state.cgroup, &resources)?;
+    }
     loop {
         match s.channel.recv() {
             Ok(Msg::RuntimeHooks) => {
@@ -352,4 +361,28 @@ fn take_listen_fds(spec: &mut Spec) -> u32 {
         p.set_env(Some(env));
     }
     n
+}
+
+/// The config's resources, with every device of `linux.devices` allowed after the
+/// configured rules, as runc does (the container could not use them otherwise).
+fn effective_resources(spec: &Spec) -> LinuxResources {
+    let linux = spec.linux().as_ref();
+    let mut r = linux
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
+    if !devices.is_empty() {
+        let mut rules = r.devices().clone().unwrap_or_default();
+        for d in devices {
+            let mut rule = LinuxDeviceCgroup::default();
+            rule.set_allow(true);
+            rule.set_typ(Some(d.typ()));
+            rule.set_major(Some(d.major()));
+            rule.set_minor(Some(d.minor()));
+            rule.set_access(Some("rwm".to_string()));
+            rules.push(rule);
+        }
+        r.set_devices(Some(rules));
+    }
+    r
 }

@@ -4,6 +4,7 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod kill;
 mod pause;
@@ -11,15 +12,18 @@ mod query;
 mod run;
 mod start;
 mod supervise;
+mod update;
 
 pub use create::{create, CreateOptions, Created};
 pub use delete::delete;
+pub use events::events;
 pub use exec::{exec, ExecFlags, ExecOptions, ExecProcess};
 pub use kill::kill;
 pub use pause::{pause, pids, resume};
 pub use query::{list, state, ContainerState};
 pub use run::{run, RunOptions};
 pub use start::start;
+pub use update::{memory, parse_bytes, update};
 
 use crate::hooks::HookState;
 use crate::state::State;
