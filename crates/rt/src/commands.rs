@@ -288,7 +288,7 @@ fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources>
         size(&a.memory_swap)?,
     );
     if let Some(m) = lifecycle::memory(limit, reservation, swap) {
-        let mut merged = r.memory().clone().unwrap_or_default();
+        let mut merged = (*r.memory()).unwrap_or_default();
         if m.limit().is_some() {
             merged.set_limit(m.limit());
         }

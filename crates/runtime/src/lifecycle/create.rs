@@ -14,7 +14,7 @@ use nix::sys::socket::{
 };
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources, Spec};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
 
 use super::hook_state;
 use crate::cgroups::{CgroupRecord, Layout};
@@ -374,9 +374,15 @@ fn effective_resources(spec: &Spec) -> LinuxResources {
     if !devices.is_empty() {
         let mut rules = r.devices().clone().unwrap_or_default();
         for d in devices {
+            // Fifos need no device permission; unbuffered char devices are char ones.
+            let typ = match d.typ() {
+                LinuxDeviceType::P => continue,
+                LinuxDeviceType::B => LinuxDeviceType::B,
+                _ => LinuxDeviceType::C,
+            };
             let mut rule = LinuxDeviceCgroup::default();
             rule.set_allow(true);
-            rule.set_typ(Some(d.typ()));
+            rule.set_typ(Some(typ));
             rule.set_major(Some(d.major()));
             rule.set_minor(Some(d.minor()));
             rule.set_access(Some("rwm".to_string()));

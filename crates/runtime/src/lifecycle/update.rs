@@ -29,7 +29,7 @@ pub fn update(store: &Store, container: &str, change: &LinuxResources) -> Result
         // The kernel checks swap against the limit: a swap change without a limit
         // takes the container's current limit (as runc).
         if m.swap().is_some() && m.limit().is_none() {
-            let mut m = m.clone();
+            let mut m = *m;
             m.set_limit(all.limit());
             apply.set_memory(Some(m));
         }
