@@ -33,7 +33,10 @@ cleanup() {
 		done
 	done
 	rm -rf "$work"
-	if [ -n "$mounted_hugetlb" ]; then
+		if [ -n "$mounted_hugetlb" ]; then
+		# A v1 hierarchy with child cgroups outlives its mount and keeps hugetlb
+		# from the v2 hierarchy: empty it first.
+		find /sys/fs/cgroup/hugetlb -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
 		umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
 	fi
 }

@@ -54,8 +54,14 @@ fn apply_mode(record: &CgroupRecord, r: &LinuxResources, mode: Mode) -> Result<(
         .filter(|d| d.version == Version::V1)
         .collect();
     if !v1_dirs.is_empty() {
-        // On a hybrid host the v2 hierarchy carries no controllers: v1 has them all.
-        return v1::apply(&v1_dirs, &record.path, r, mode);
+        // On a hybrid host v1 carries the controllers; the v2 hierarchy only those
+        // no v1 hierarchy took (hugetlb, typically).
+        let unified = record
+            .dirs
+            .iter()
+            .find(|d| d.version == Version::V2)
+            .map(|d| d.path.as_path());
+        return v1::apply(&v1_dirs, unified, &record.path, r, mode);
     }
     match record.dirs.iter().find(|d| d.version == Version::V2) {
         Some(dir) => v2::apply(&dir.path, r, mode),

@@ -14,6 +14,7 @@ use crate::cgroups::{CgroupDir, CgroupError};
 /// Controllers in the order runc sets them (cpuset first: tasks need cpus and mems).
 pub(super) fn apply(
     dirs: &[&CgroupDir],
+    unified: Option<&Path>,
     cgroup_path: &str,
     r: &LinuxResources,
     mode: Mode,
@@ -66,6 +67,13 @@ pub(super) fn apply(
                 if plan(&none)?.is_empty() {
                     continue;
                 }
+                if let Some(u) =
+                    unified.filter(|u| controller == "hugetlb" && unified_offers(u, controller))
+                {
+                    super::v2::enable_controllers(u);
+                    write_plan(u, &super::v2::hugetlb(r)?, missing_file(u))?;
+                    continue;
+                }
                 if controller.starts_with("net_") {
                     log::warn!(
                         "linux.resources.{field} not set: no {controller} hierarchy is mounted"
@@ -81,6 +89,16 @@ pub(super) fn apply(
         }
     }
     Ok(())
+}
+
+/// Whether the v2 hierarchy of a hybrid host has `controller` (its root lists it).
+fn unified_offers(dir: &Path, controller: &str) -> bool {
+    let root = dir
+        .ancestors()
+        .take_while(|a| a.join("cgroup.controllers").exists())
+        .last();
+    root.and_then(|r| std::fs::read_to_string(r.join("cgroup.controllers")).ok())
+        .is_some_and(|c| c.split_whitespace().any(|x| x == controller))
 }
 
 /// The probe for a hierarchy that is not mounted: nothing exists.

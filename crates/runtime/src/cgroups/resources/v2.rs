@@ -286,7 +286,7 @@ fn io(b: &LinuxBlockIo, p: &dyn Probe) -> Result<Vec<Write>, CgroupError> {
     Ok(w)
 }
 
-fn hugetlb(r: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
+pub(super) fn hugetlb(r: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
     let mut w = vec![];
     for l in r.hugepage_limits().as_deref().unwrap_or_default() {
         let size = page_size(l.page_size())?;
