@@ -172,6 +172,12 @@ pub fn start(
                 unit.name
             )));
         }
+        if crate::procstat::read(pid).is_none_or(|s| s.is_dead()) {
+            return Err(CgroupError::Systemd(format!(
+                "pid {pid} exited before unit {} took it",
+                unit.name
+            )));
+        }
         std::thread::sleep(Duration::from_millis(2));
     }
 }

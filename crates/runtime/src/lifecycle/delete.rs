@@ -14,7 +14,13 @@ use crate::{hooks, id, procstat, Error};
 
 pub fn delete(store: &Store, container: &str, force: bool) -> Result<(), Error> {
     id::validate(container)?;
-    let dir = store.open(container, Access::Write)?;
+    let dir = match store.open(container, Access::Write) {
+        Ok(d) => d,
+        // As runc: --force makes a container that is not there already deleted
+        // (podman cleans up after a failed create that way).
+        Err(StateError::NotFound(_)) if force => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
     let state = match dir.load() {
         Ok(s) => s,
         // A create killed before it wrote anything: only the directory is left.

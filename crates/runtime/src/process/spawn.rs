@@ -107,10 +107,13 @@ pub fn spawn(args: SpawnArgs<'_>) -> Result<Spawned, SpawnError> {
                 pidfd,
                 channel: parent_end,
             };
+            // Join before the child runs when it cannot wait: an intermediate's
+            // init must inherit the cgroup, and systemd makes the cgroup (which the
+            // init bind-mounts) only when it starts the unit.
+            let early = args.plan.intermediate || args.cgroup.systemd.is_some();
             let mut setup = || -> Result<(), SpawnError> {
                 guard.restore()?;
-                if args.plan.intermediate {
-                    // The init it forks must inherit the cgroup: join before it runs.
+                if early {
                     args.cgroup.attach(pid.as_raw(), in_cgroup, args.id)?;
                 }
                 if args.plan.new_user {
@@ -118,9 +121,11 @@ pub fn spawn(args: SpawnArgs<'_>) -> Result<Spawned, SpawnError> {
                 }
                 spawned.channel.send(&Msg::Go(pid.as_raw()))?;
                 if !args.plan.intermediate {
-                    // Joining a v1 cgroup waits for an RCU grace period (~10 ms) and
-                    // a systemd unit for D-Bus: the init builds its rootfs meanwhile.
-                    args.cgroup.attach(pid.as_raw(), in_cgroup, args.id)?;
+                    if !early {
+                        // Joining a v1 cgroup waits for an RCU grace period (~10 ms):
+                        // the init builds its rootfs meanwhile.
+                        args.cgroup.attach(pid.as_raw(), in_cgroup, args.id)?;
+                    }
                     spawned.channel.send(&Msg::Joined)?;
                 }
                 Ok(())

@@ -1,0 +1,42 @@
+#!/bin/bash
+# run.sh [SCENARIO...] -- run the integration scenarios (default: all) one after the
+# other against $RT (default: target/debug/rt), print a summary, exit non-zero if any
+# failed. A scenario is a script in this directory: podman, containerd, buildah.
+# Each one is given SCENARIO_TIMEOUT seconds (default 300).
+set -u
+dir=$(cd "$(dirname "$0")" && pwd)
+all=(podman containerd buildah)
+[ $# -gt 0 ] && all=("$@")
+export RT=${RT:-$(dirname "$dir")/target/debug/rt}
+
+passed=() failed=() skipped=()
+start=$SECONDS
+for s in "${all[@]}"; do
+	s=${s%.sh}
+	if [ ! -f "$dir/$s.sh" ]; then
+		echo "run.sh: no scenario $s (have: podman containerd buildah)" >&2
+		failed+=("$s(missing)")
+		continue
+	fi
+	t0=$SECONDS
+	echo "=== $s"
+	timeout -k 90 "${SCENARIO_TIMEOUT:-300}" "$dir/$s.sh"
+	rc=$?
+	took=$((SECONDS - t0))
+	case $rc in
+	0) passed+=("$s (${took}s)") ;;
+	77) skipped+=("$s") ;;
+	124) failed+=("$s (timed out after ${took}s)") ;;
+	*) failed+=("$s (${took}s)") ;;
+	esac
+done
+
+echo
+echo "=== integration summary (RT=$RT, $((SECONDS - start))s)"
+for s in ${passed[@]+"${passed[@]}"}; do echo "  passed:  $s"; done
+for s in ${skipped[@]+"${skipped[@]}"}; do echo "  skipped: $s (needs root)"; done
+for s in ${failed[@]+"${failed[@]}"}; do echo "  FAILED:  $s"; done
+line="${#passed[@]} passed, ${#failed[@]} failed"
+[ ${#skipped[@]} -gt 0 ] && line="$line, ${#skipped[@]} skipped"
+echo "integration: $line"
+[ ${#failed[@]} = 0 ]
