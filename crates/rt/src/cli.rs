@@ -27,9 +27,9 @@ const VERSION: &str = concat!("version ", env!("CARGO_PKG_VERSION"), "\nspec: 1.
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Directory for container state
-    #[arg(long, global = true, default_value = "/run/rt")]
-    pub root: PathBuf,
+    /// Directory for container state (default /run/rt; $XDG_RUNTIME_DIR/rt without root)
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// Write log messages to this file (default: stderr)
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,

@@ -12,7 +12,7 @@ use rt_runtime::Store;
 use crate::cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat, UpdateArgs};
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
-    let store = Store::new(&cli.global.root);
+    let store = Store::new(state_root(cli.global.root.clone()));
     match cli.command {
         Command::Create(a) => {
             lifecycle::create(&store, &create_options(a, cli.global.systemd_cgroup))?;
@@ -350,4 +350,19 @@ fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources>
         anyhow::bail!("Intel RDT is not supported");
     }
     Ok(r)
+}
+
+/// `--root`, or the default: `/run/rt` for root, the user's runtime directory (as
+/// rootless runc) otherwise.
+fn state_root(given: Option<std::path::PathBuf>) -> std::path::PathBuf {
+    if let Some(r) = given {
+        return r;
+    }
+    if nix::unistd::geteuid().is_root() {
+        return "/run/rt".into();
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => std::path::Path::new(&d).join("rt"),
+        None => format!("/tmp/rt-{}", nix::unistd::geteuid()).into(),
+    }
 }

@@ -301,12 +301,55 @@ pub fn write_id_maps(pid: Pid, spec: &Spec) -> Result<(), NamespaceError> {
     let gid = linux
         .and_then(|l| l.gid_mappings().clone())
         .unwrap_or_default();
-    if !nix::unistd::geteuid().is_root() {
-        // Unprivileged writers must give up setgroups before mapping gids.
-        write_proc(pid, "setgroups", "deny")?;
+    if nix::unistd::geteuid().is_root() {
+        write_proc(pid, "uid_map", &format_map(&uid))?;
+        return write_proc(pid, "gid_map", &format_map(&gid));
     }
-    write_proc(pid, "uid_map", &format_map(&uid))?;
-    write_proc(pid, "gid_map", &format_map(&gid))
+    // Without privilege the kernel lets us map our own ids, one each, after giving up
+    // setgroups; anything more (subordinate ids) goes through the setuid helpers of
+    // shadow's uidmap, as runc and podman do.
+    let euid = nix::unistd::geteuid().as_raw();
+    let egid = nix::unistd::getegid().as_raw();
+    let only_own =
+        |m: &[LinuxIdMapping], id: u32| m.len() == 1 && m[0].size() == 1 && m[0].host_id() == id;
+    if only_own(&uid, euid) && only_own(&gid, egid) {
+        write_proc(pid, "setgroups", "deny")?;
+        write_proc(pid, "uid_map", &format_map(&uid))?;
+        return write_proc(pid, "gid_map", &format_map(&gid));
+    }
+    id_map_helper("newuidmap", pid, &uid)?;
+    id_map_helper("newgidmap", pid, &gid)
+}
+
+fn id_map_helper(
+    helper: &'static str,
+    pid: Pid,
+    m: &[LinuxIdMapping],
+) -> Result<(), NamespaceError> {
+    let mut cmd = std::process::Command::new(helper);
+    cmd.arg(pid.to_string());
+    for e in m {
+        cmd.args([
+            e.container_id().to_string(),
+            e.host_id().to_string(),
+            e.size().to_string(),
+        ]);
+    }
+    let out = cmd.output().map_err(|source| NamespaceError::Map {
+        path: helper.into(),
+        source,
+    })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(NamespaceError::Map {
+        path: helper.into(),
+        source: std::io::Error::other(format!(
+            "{}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+    })
 }
 
 fn format_map(m: &[LinuxIdMapping]) -> String {

@@ -74,6 +74,27 @@ pub enum CgroupError {
     Parse { path: PathBuf, text: String },
 }
 
+impl CgroupError {
+    /// A limit needs a controller the container's cgroup does not have.
+    pub fn is_missing_controller(&self) -> bool {
+        matches!(self, CgroupError::NoController { .. })
+    }
+
+    /// The cgroup tree refused us (not root, nothing delegated).
+    pub fn is_permission(&self) -> bool {
+        let denied = |e: &std::io::Error| {
+            matches!(
+                e.raw_os_error(),
+                Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
+            )
+        };
+        match self {
+            CgroupError::Io { source, .. } | CgroupError::Write { source, .. } => denied(source),
+            _ => false,
+        }
+    }
+}
+
 pub(crate) fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError {
     let path = path.to_path_buf();
     move |source| CgroupError::Io { op, path, source }

@@ -71,13 +71,20 @@ impl Unit {
 
     /// Where systemd puts the unit's cgroup, below the v2 mount.
     pub fn cgroup_path(&self) -> PathBuf {
-        let mut p = slice_path(&self.slice);
-        if self.name.ends_with(".slice") {
+        // A user's manager roots its units in its own service's cgroup.
+        let base = if self.user {
+            let uid = nix::unistd::geteuid();
+            PathBuf::from(format!("/user.slice/user-{uid}.slice/user@{uid}.service"))
+        } else {
+            PathBuf::from("/")
+        };
+        let rel = if self.name.ends_with(".slice") {
             // A slice nests by its name, not under the parent given.
-            return slice_path(&self.name);
-        }
-        p.push(&self.name);
-        p
+            slice_path(&self.name)
+        } else {
+            slice_path(&self.slice).join(&self.name)
+        };
+        base.join(rel.strip_prefix("/").unwrap_or(&rel))
     }
 }
 
@@ -178,8 +185,28 @@ pub fn start(
                 unit.name
             )));
         }
+        if let Some(now) = own_cgroup(pid).filter(|c| c.ends_with(&unit.name)) {
+            if cgroup_dir.ends_with(now.trim_start_matches('/')) {
+                return Ok(());
+            }
+            // The unit took it, but not where we expected its cgroup to be.
+            let elsewhere = now;
+            return Err(CgroupError::Systemd(format!(
+                "unit {} put pid {pid} in {elsewhere}, not in {}",
+                unit.name,
+                cgroup_dir.display()
+            )));
+        }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// A process's cgroup on a v2 host (the `0::` line of /proc/PID/cgroup).
+fn own_cgroup(pid: i32) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_string)
 }
 
 /// Change properties of the running unit (`rt update`, and the limits at create),

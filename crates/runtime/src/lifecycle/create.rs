@@ -161,12 +161,29 @@ fn build(
 ) -> Result<(), Error> {
     // Recorded before the cgroup exists, so `delete --force` finds it after any crash.
     dir.save(state)?;
-    state.cgroup.create()?;
+    match state.cgroup.create() {
+        Ok(()) => {}
+        // Without root and without a delegated cgroup there is none to make: run
+        // without one, as rootless runc does.
+        Err(e) if !nix::unistd::geteuid().is_root() && e.is_permission() => {
+            log::warn!("running without a cgroup: {e}");
+            let _ = state.cgroup.destroy();
+            state.cgroup.dirs.clear();
+            if spec
+                .linux()
+                .as_ref()
+                .is_some_and(|l| l.resources().is_some())
+            {
+                log::warn!("linux.resources ignored: the container has no cgroup");
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
     dir.save(state)?;
     let resources = effective_resources(spec);
     if state.cgroup.systemd.is_none() {
         // Limits in place before the init joins, so it never runs without them.
-        crate::cgroups::resources::apply(&state.cgroup, &resources)?;
+        apply_resources(&state.cgroup, &resources)?;
     }
     let listener = listen_for_start(dir)?;
     let mut idmaps = vec![];
@@ -212,7 +229,7 @@ fn build(
     dir.save(state)?;
     if state.cgroup.systemd.is_some() {
         // systemd made the cgroup when it started the unit with the init.
-        crate::cgroups::resources::apply(&state.cgroup, &resources)?;
+        apply_resources(&state.cgroup, &resources)?;
     }
     loop {
         match s.channel.recv() {
@@ -391,4 +408,19 @@ fn effective_resources(spec: &Spec) -> LinuxResources {
         r.set_devices(Some(rules));
     }
     r
+}
+
+/// Apply the limits; without root, limits the cgroup tree does not let us set (no
+/// delegation of that controller) are skipped with a warning, as rootless runc does.
+fn apply_resources(cgroup: &CgroupRecord, r: &LinuxResources) -> Result<(), Error> {
+    match crate::cgroups::resources::apply(cgroup, r) {
+        Err(e)
+            if !nix::unistd::geteuid().is_root()
+                && (e.is_permission() || e.is_missing_controller()) =>
+        {
+            log::warn!("linux.resources not applied: {e}");
+            Ok(())
+        }
+        r => Ok(r?),
+    }
 }
