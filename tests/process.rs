@@ -393,6 +393,24 @@ fn oom_score_adj() {
     assert_eq!(out.trim(), want.to_string());
 }
 
+/// In a user namespace the container's root has no say over the host's scores:
+/// the runtime must still set the configured value (runc writes it from outside).
+#[test]
+fn oom_score_adj_in_user_namespace() {
+    require_root!();
+    let rt = Runtime::new();
+    let cur: i32 = read("/proc/self/oom_score_adj").trim().parse().unwrap();
+    let want = (cur + 77).min(1000);
+    let mut b = Bundle::busybox();
+    b.add_namespace("user")
+        .uid_mappings(0, 100000, 65536)
+        .gid_mappings(0, 100000, 65536)
+        .oom_score_adj(want)
+        .args(&["cat", "/proc/self/oom_score_adj"]);
+    let out = run_ok(&rt, &b, "oomuserns");
+    assert_eq!(out.trim(), want.to_string());
+}
+
 #[test]
 fn stdin_is_dev_null_like_the_callers() {
     require_root!();

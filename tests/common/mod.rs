@@ -40,6 +40,15 @@
 //! * `linux::join_user_namespace_with_new_pid_namespace`: runc 1.1 wants
 //!   uid/gid mappings in the config even when joining a user namespace.
 //! * `linux::time_namespace_offsets`: runc 1.1 has no time namespaces.
+//! * `exec::exec_cap_and_no_new_privs`: runc 1.1 adds `exec --cap` to the
+//!   bounding, effective and permitted sets only (rt: all five, ambient
+//!   included, so a non-root user keeps it).
+//! * `cgroups::events_interval_prints_until_the_container_stops`: runc's
+//!   `events` goes on printing for a stopped container until it is deleted.
+//! * `notify::notify_socket_passes_ready_with_mainpid`: runc 1.1 sends
+//!   `READY=1` and `MAINPID=` in two datagrams, and no barrier.
+//! * `exec::exec_joins_user_cgroup_and_time_namespaces`: runc 1.1 has no
+//!   time namespaces (create fails).
 
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -1220,6 +1229,16 @@ impl Spawned {
         self.child.as_ref().unwrap().id()
     }
 
+    /// The file receiving its stdout (read it while it runs).
+    pub fn stdout_path(&self) -> PathBuf {
+        self.stdout_path.clone()
+    }
+
+    /// The file receiving its stderr.
+    pub fn stderr_path(&self) -> PathBuf {
+        self.stderr_path.clone()
+    }
+
     /// Wait for exit; panics (after killing it) on timeout.
     #[track_caller]
     pub fn wait(mut self, timeout: Duration) -> Out {
@@ -1353,18 +1372,26 @@ impl Runtime {
     }
 
     pub fn spawn_raw_with<S: AsRef<std::ffi::OsStr>>(&self, args: &[S], stdin: Stdio) -> Spawned {
+        let mut c = self.command();
+        c.args(args).stdin(stdin);
+        self.spawn_command(c)
+    }
+
+    /// Start any prepared `Command` (e.g. with `pre_exec` or another
+    /// program in front of the runtime) with stdout/stderr redirected to
+    /// fresh files. Stdin is left as set on `c`.
+    pub fn spawn_command(&self, mut c: Command) -> Spawned {
         let n = next_n();
         let stdout_path = self.base.join(format!("io/{n}.out"));
         let stderr_path = self.base.join(format!("io/{n}.err"));
         let out = fs::File::create(&stdout_path).unwrap();
         let err = fs::File::create(&stderr_path).unwrap();
-        let mut c = self.command();
-        c.args(args).stdin(stdin).stdout(out).stderr(err);
+        c.stdout(out).stderr(err);
         let cmdline = format!(
             "{} {}",
-            self.bin.display(),
-            args.iter()
-                .map(|a| format!("{:?}", a.as_ref()))
+            c.get_program().to_string_lossy(),
+            c.get_args()
+                .map(|a| format!("{a:?}"))
                 .collect::<Vec<_>>()
                 .join(" ")
         );
@@ -1393,6 +1420,19 @@ impl Runtime {
     /// Start `bin --root R args...` in the background.
     pub fn spawn<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Spawned {
         self.spawn_raw(&self.with_root(args))
+    }
+
+    /// Start `bin --root R args...` with the given fds of ours as its fds
+    /// 3, 4, ... (see [`pass_fds`]).
+    pub fn spawn_with_fds<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        args: &[S],
+        fds: &[std::os::fd::RawFd],
+    ) -> Spawned {
+        let mut c = self.command();
+        c.args(self.with_root(args)).stdin(Stdio::null());
+        pass_fds(&mut c, fds);
+        self.spawn_command(c)
     }
 
     /// Run `bin --root R args...` and wait (60s timeout).
@@ -1603,6 +1643,89 @@ impl Drop for NsHolder {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Make the fds `fds` (of this process) the fds 3, 4, ... of the process
+/// `c` starts; every other fd of ours stays close-on-exec.
+pub fn pass_fds(c: &mut Command, fds: &[std::os::fd::RawFd]) {
+    use std::os::unix::process::CommandExt;
+    assert!(fds.len() <= 16, "pass_fds: too many fds");
+    let mut src = [-1i32; 16];
+    src[..fds.len()].copy_from_slice(fds);
+    let n = fds.len();
+    // SAFETY: only async-signal-safe calls (fcntl, dup2, close), no
+    // allocation.
+    unsafe {
+        c.pre_exec(move || {
+            // First move the sources out of the way (one may sit on 3..),
+            // then dup2 them into place (dup2 clears FD_CLOEXEC).
+            let mut high = [-1i32; 16];
+            for i in 0..n {
+                high[i] = libc::fcntl(src[i], libc::F_DUPFD_CLOEXEC, 100);
+                if high[i] < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, h) in high.iter().take(n).enumerate() {
+                if libc::dup2(*h, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(*h);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Host directory of the cgroup `path` (a cgroupsPath; absolute from the
+/// hierarchy's root, relative from our own cgroup) that holds the files of
+/// `controller`: on a cgroup v2 host the unified dir, else the dir in the
+/// v1 hierarchy of that controller.
+pub fn cgroup_dir(path: &str, controller: &str) -> PathBuf {
+    let own = own_cgroups();
+    let v2 = cgroup_v2();
+    let (mp, key) = cgroup_mounts()
+        .into_iter()
+        .find(|(_, key)| {
+            if v2 {
+                key.is_empty()
+            } else {
+                key.split(',').any(|c| c == controller)
+            }
+        })
+        .unwrap_or_else(|| panic!("no cgroup hierarchy with controller {controller}"));
+    if path.starts_with('/') {
+        mp.join(path.trim_start_matches('/'))
+    } else {
+        let base = own
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, b)| b.clone())
+            .unwrap_or_default();
+        mp.join(base.trim_start_matches('/')).join(path)
+    }
+}
+
+/// Content (trimmed) of file `file` of `controller` in cgroup `path` (see
+/// [`cgroup_dir`]); panics if it cannot be read.
+#[track_caller]
+pub fn cgroup_read(path: &str, controller: &str, file: &str) -> String {
+    let p = cgroup_dir(path, controller).join(file);
+    fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+/// Is the cgroup `path` frozen (v1 freezer.state FROZEN, v2 cgroup.events
+/// `frozen 1`)?
+pub fn cgroup_frozen(path: &str) -> bool {
+    if cgroup_v2() {
+        let ev = read(cgroup_dir(path, "freezer").join("cgroup.events"));
+        ev.lines().any(|l| l.trim() == "frozen 1")
+    } else {
+        read(cgroup_dir(path, "freezer").join("freezer.state")).trim() == "FROZEN"
     }
 }
 

@@ -34,6 +34,9 @@ pub enum Error {
     /// The init reported a failure while setting the container up.
     #[error("container init: {0}")]
     Init(String),
+    /// The process of `exec` failed before it could exec (the message says so).
+    #[error("{0}")]
+    Exec(String),
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,

@@ -1,4 +1,4 @@
-//! `linux.sysctl` (and `oomScoreAdj`), written through a private procfs instance that
+//! `linux.sysctl`, written through a private procfs instance that
 //! no mount inside the container can cover or redirect.
 
 use std::collections::HashMap;
@@ -62,9 +62,5 @@ impl Proc {
             self.write(ProcfsBase::ProcRoot, &path, &sysctls[key])?;
         }
         Ok(())
-    }
-
-    pub fn set_oom_score_adj(&self, score: i32) -> Result<(), SysctlError> {
-        self.write(ProcfsBase::ProcSelf, "oom_score_adj", &score.to_string())
     }
 }

@@ -338,7 +338,8 @@ impl CgroupRecord {
                 }
             }
         }
-        let freeze = self.freezer().is_some();
+        let was_frozen = self.is_frozen();
+        let freeze = self.freezer().is_some() && !was_frozen;
         if freeze {
             self.set_frozen(true)?;
         }
@@ -348,7 +349,8 @@ impl CgroupRecord {
                 nix::sys::signal::Signal::try_from(signal).ok(),
             );
         }
-        if freeze {
+        // Thaw what we froze; a paused container stays paused, unless it must die.
+        if freeze || (was_frozen && signal == libc::SIGKILL) {
             self.set_frozen(false)?;
         }
         Ok(())

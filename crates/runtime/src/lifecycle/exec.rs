@@ -155,7 +155,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32, Error> {
                 parent_end.send(&Msg::Go(child.as_raw()))?;
                 match parent_end.recv() {
                     Err(ChannelError::Closed) => Ok(()),
-                    Ok(Msg::Error(m)) => Err(Error::Init(m)),
+                    Ok(Msg::Error(m)) => Err(Error::Exec(m)),
                     Ok(other) => Err(ChannelError::Unexpected(other).into()),
                     Err(e) => Err(e.into()),
                 }

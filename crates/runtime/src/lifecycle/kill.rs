@@ -35,7 +35,13 @@ pub fn kill(store: &Store, container: &str, sig: &str, all: bool) -> Result<(), 
         _ => return Err(Error::Invalid("container not running".into())),
     }
     match rt_sys::pidfd::send_signal(pidfd.as_fd(), signo) {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            // A frozen v1 task does not die until thawed: SIGKILL means stop now.
+            if signo == libc::SIGKILL && status == Status::Paused {
+                state.cgroup.set_frozen(false)?;
+            }
+            Ok(())
+        }
         Err(nix::errno::Errno::ESRCH) if all => Ok(()),
         Err(e) => Err(Error::Sys {
             op: "send signal to the container init",

@@ -10,7 +10,6 @@ pub fn pause(store: &Store, container: &str) -> Result<(), Error> {
     let state = dir.load()?;
     match state.status(&dir) {
         Status::Running | Status::Created => Ok(state.cgroup.set_frozen(true)?),
-        Status::Paused => Ok(()),
         _ => Err(Error::Invalid("container not running".into())),
     }
 }

@@ -219,14 +219,8 @@ fn prepare(a: &SpawnArgs<'_>, channel: &Channel, forked: bool) -> Result<Ready, 
         .as_ref()
         .and_then(|l| l.sysctl().as_ref())
         .filter(|s| !s.is_empty());
-    if sysctls.is_some() || process.oom_score_adj().is_some() {
-        let proc = Proc::open()?;
-        if let Some(s) = sysctls {
-            proc.apply_sysctls(s)?;
-        }
-        if let Some(score) = process.oom_score_adj() {
-            proc.set_oom_score_adj(score)?;
-        }
+    if let Some(s) = sysctls {
+        Proc::open()?.apply_sysctls(s)?;
     }
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         sched::apply_personality(p)?;

@@ -30,6 +30,12 @@ pub enum SpawnError {
     Channel(#[from] ChannelError),
     #[error("container init: {0}")]
     Init(String),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Everything the init needs; the child reads it from its copy of our memory.
@@ -118,6 +124,16 @@ pub fn spawn(args: SpawnArgs<'_>) -> Result<Spawned, SpawnError> {
                 }
                 if args.plan.new_user {
                     namespaces::write_id_maps(pid, args.spec)?;
+                }
+                if let Some(score) = args.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+                    // From outside: no procfs of the container's is needed, and a user
+                    // namespace does not stand in the way.
+                    let path = format!("/proc/{pid}/oom_score_adj");
+                    std::fs::write(&path, score.to_string()).map_err(|source| SpawnError::Io {
+                        op: "write",
+                        path: path.into(),
+                        source,
+                    })?;
                 }
                 spawned.channel.send(&Msg::Go(pid.as_raw()))?;
                 if !args.plan.intermediate {

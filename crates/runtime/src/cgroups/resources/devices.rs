@@ -216,6 +216,44 @@ pub(crate) fn v1_plan(rules: &[Rule], current_list: Option<&str>) -> Vec<Write> 
         .collect()
 }
 
+/// v1 keeps exceptions by exact key: a deny inside an earlier wildcard allow (allow
+/// `c 60:*`, then deny `c 60:0`) would be dropped without a word. Refuse it, as runc
+/// does, rather than run the container with the device open.
+pub(crate) fn v1_check(rules: &[Rule]) -> Result<(), CgroupError> {
+    let mut default_allow = false;
+    let mut wildcards: Vec<Rule> = vec![];
+    for r in rules {
+        if r.kind == Kind::All {
+            default_allow = r.allow;
+            wildcards.clear();
+            continue;
+        }
+        if r.allow && !default_allow && (r.major.is_none() || r.minor.is_none()) {
+            wildcards.push(*r);
+        }
+        if !r.allow && !default_allow {
+            let covers = |w: &Rule| {
+                w.kind == r.kind
+                    && (w.major.is_none() || w.major == r.major)
+                    && (w.minor.is_none() || w.minor == r.minor)
+                    && (w.major, w.minor) != (r.major, r.minor)
+                    && w.access & r.access != 0
+            };
+            if let Some(w) = wildcards.iter().find(|w| covers(w)) {
+                return Err(CgroupError::InvalidResource {
+                    field: "devices".into(),
+                    reason: format!(
+                        "cgroup v1 cannot deny {} inside the earlier allow {} (cannot punch a hole in a wildcard rule)",
+                        r.v1_line(),
+                        w.v1_line()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What a v1 devices cgroup holds: a default and the exceptions to it, keyed by
 /// (type, major, minor) exactly as the kernel keys them.
 #[derive(Debug, PartialEq, Eq)]

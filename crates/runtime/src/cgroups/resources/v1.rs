@@ -121,6 +121,7 @@ fn devices_plan(r: &LinuxResources, mode: Mode, p: &dyn Probe) -> Result<Vec<Wri
         return Ok(vec![]);
     }
     let rules = devices::rules(r)?;
+    devices::v1_check(&rules)?;
     Ok(devices::v1_plan(&rules, p.read("devices.list").as_deref()))
 }
 
