@@ -69,7 +69,7 @@ pub const POLL_TIMEOUT: Duration = Duration::from_secs(10);
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-fn next_n() -> usize {
+pub fn next_n() -> usize {
     COUNTER.fetch_add(1, Ordering::SeqCst)
 }
 

@@ -1,0 +1,308 @@
+//! The systemd cgroup driver (`--systemd-cgroup`) and rootless containers.
+//!
+//! The driver needs systemd as PID 1: these tests run for real in hack/vm's systemd
+//! guest (RTVM_FLAVOUR=systemd, where a missing systemd fails them) and are not
+//! applicable on a host without systemd. The rootless tests need only a user.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use rt_tests::*;
+use serde_json::json;
+
+fn systemd_running() -> bool {
+    Path::new("/run/systemd/system").exists()
+}
+
+/// In the systemd guest systemd must be there; elsewhere the test does not apply.
+macro_rules! require_systemd {
+    () => {
+        require_root!();
+        if std::env::var("RTVM_FLAVOUR").as_deref() == Ok("systemd") {
+            require!(systemd_running(), "systemd as PID 1 (systemd guest)");
+        } else if !systemd_running() {
+            eprintln!("note: not applicable: no systemd on this host (runs in `hack/vm test --flavour systemd`)");
+            return;
+        }
+    };
+}
+
+fn systemctl_show(unit: &str, props: &[&str]) -> std::collections::BTreeMap<String, String> {
+    let mut c = Command::new("systemctl");
+    c.args(["show", unit]);
+    for p in props {
+        c.args(["-p", p]);
+    }
+    let out = c.output().expect("systemctl");
+    kv_lines(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn scope_dir(slice: &str, unit: &str) -> PathBuf {
+    Path::new("/sys/fs/cgroup").join(slice).join(unit)
+}
+
+#[test]
+fn scope_with_limits_lives_beyond_rt_and_goes_on_delete() {
+    require_systemd!();
+    let rt = Runtime::new();
+    let id = rt.id("sdscope");
+    let mut b = Bundle::busybox();
+    b.set_cgroups_path(Some(&format!("system.slice:rttest:{id}")))
+        .set("/linux/resources/memory", json!({"limit": 67108864}))
+        .set("/linux/resources/pids", json!({"limit": 42}))
+        .sh("cat /proc/self/cgroup > /tmp/cg; sleep 1000");
+    // `run -d` returns: the container outlives the rt process in its unit.
+    rt.run_detached(&id, &b, &["--systemd-cgroup"]).assert_ok();
+    let unit = format!("rttest-{id}.scope");
+    let show = systemctl_show(
+        &unit,
+        &["ActiveState", "Delegate", "MemoryMax", "TasksMax", "Slice"],
+    );
+    assert_eq!(show["ActiveState"], "active", "{show:?}");
+    assert_eq!(show["Delegate"], "yes", "{show:?}");
+    assert_eq!(show["Slice"], "system.slice", "{show:?}");
+    assert_eq!(show["MemoryMax"], "67108864", "{show:?}");
+    assert_eq!(show["TasksMax"], "42", "{show:?}");
+    let dir = scope_dir("system.slice", &unit);
+    let pid = rt.pid(&id);
+    assert!(read(dir.join("cgroup.procs"))
+        .lines()
+        .any(|l| l.trim() == pid.to_string()));
+    assert_eq!(read(dir.join("memory.max")).trim(), "67108864");
+    assert_eq!(read(dir.join("pids.max")).trim(), "42");
+
+    rt.exec(&["--systemd-cgroup", "update", "--memory", "128m", &id])
+        .assert_ok();
+    assert_eq!(read(dir.join("memory.max")).trim(), "134217728");
+    assert_eq!(
+        systemctl_show(&unit, &["MemoryMax"])["MemoryMax"],
+        "134217728"
+    );
+
+    rt.exec(&["pause", &id]).assert_ok();
+    assert_eq!(rt.status(&id), "paused");
+    assert!(read(dir.join("cgroup.events")).contains("frozen 1"));
+    rt.exec(&["resume", &id]).assert_ok();
+    assert_eq!(rt.status(&id), "running");
+
+    rt.delete_force(&id).assert_ok();
+    assert!(
+        wait_for(Duration::from_secs(5), || systemctl_show(
+            &unit,
+            &["LoadState"]
+        )["LoadState"]
+            == "not-found"),
+        "unit {unit} still loaded"
+    );
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    assert_no_state(&rt, &id);
+    assert_no_mounts(b.path());
+}
+
+/// The default config mounts the container's cgroup; under systemd the cgroup is
+/// the unit's, which exists only once systemd started it.
+#[test]
+fn default_config_with_cgroup_mount() {
+    require_systemd!();
+    let rt = Runtime::new();
+    let id = rt.id("sddefault");
+    let mut b = Bundle::busybox();
+    b.set_cgroups_path(None).sh(
+        "echo cg=$(cat /proc/self/cgroup); test -f /sys/fs/cgroup/cgroup.procs && echo mounted=yes",
+    );
+    b.save();
+    let o = rt.exec(&["--systemd-cgroup", "run", "--bundle", b.path_str(), &id]);
+    o.assert_ok();
+    let kv = kv_lines(&o.stdout);
+    assert_eq!(kv["cg"], format!("0::/system.slice/rt-{id}.scope"), "{o:?}");
+    assert_eq!(kv["mounted"], "yes", "{o:?}");
+    assert!(!scope_dir("system.slice", &format!("rt-{id}.scope")).exists());
+    assert_no_state(&rt, &id);
+}
+
+/// An unprivileged user, its bundle and state directory, and how to run rt as it.
+struct User {
+    name: &'static str,
+    uid: u32,
+    gid: u32,
+    dir: PathBuf,
+}
+
+impl User {
+    fn get() -> User {
+        let name = "rttest";
+        if Command::new("id")
+            .arg(name)
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
+            let ok = Command::new("useradd")
+                .args(["-m", "-u", "1501", name])
+                .status()
+                .expect("useradd");
+            assert!(ok.success(), "useradd {name}");
+        }
+        let id = |flag: &str| -> u32 {
+            let o = Command::new("id").args([flag, name]).output().unwrap();
+            String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("rt-user-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let (uid, gid) = (id("-u"), id("-g"));
+        chown_r(&dir, uid, gid);
+        User {
+            name,
+            uid,
+            gid,
+            dir,
+        }
+    }
+
+    /// A rootless version of `b` (a user namespace mapping root to the user),
+    /// handed over to the user.
+    fn own(&self, b: &mut Bundle) {
+        b.add_namespace("user")
+            .uid_mappings(0, self.uid, 1)
+            .gid_mappings(0, self.gid, 1)
+            .set("/process/user", json!({"uid": 0, "gid": 0}));
+        b.save();
+        chown_r(b.path(), self.uid, self.gid);
+    }
+
+    fn rt(&self, env: &[(&str, String)], args: &[&str]) -> std::process::Output {
+        let mut c = Command::new("runuser");
+        c.args(["-u", self.name, "--", "env"]);
+        for (k, v) in env {
+            c.arg(format!("{k}={v}"));
+        }
+        c.arg(rt_bin())
+            .arg("--root")
+            .arg(self.dir.join("state"))
+            .args(args);
+        c.stdin(std::process::Stdio::null());
+        // Output to files: a detached container keeps them open.
+        let out = self.dir.join(format!("out-{}", next_n()));
+        let err = self.dir.join(format!("err-{}", next_n()));
+        c.stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap());
+        let status = c.status().expect("runuser");
+        std::process::Output {
+            status,
+            stdout: std::fs::read(out).unwrap_or_default(),
+            stderr: std::fs::read(err).unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn chown_r(p: &Path, uid: u32, gid: u32) {
+    let ok = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{gid}"))
+        .arg(p)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Without root and without a delegated cgroup, the container runs and its
+/// limits are skipped with a warning (as rootless runc); nothing is left.
+#[test]
+fn rootless_without_delegation_skips_limits() {
+    require_root!();
+    let user = User::get();
+    let mut b = Bundle::busybox();
+    b.set_cgroups_path(None)
+        .remove_namespace("network")
+        .set("/linux/resources/memory", json!({"limit": 67108864}))
+        .sh("echo uid=$(id -u); echo map=$(cat /proc/self/uid_map)");
+    user.own(&mut b);
+    let o = user.rt(&[], &["run", "--bundle", b.path_str(), "rl-nodeleg"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    let kv = kv_lines(&stdout);
+    assert_eq!(kv["uid"], "0", "{stdout}");
+    assert_eq!(kv["map"], format!("0 {} 1", user.uid), "{stdout}");
+    assert!(
+        stderr.contains("linux.resources"),
+        "no warning about the limits: {stderr}"
+    );
+    assert!(!user.dir.join("state/rl-nodeleg").exists());
+    assert_no_mounts(b.path());
+}
+
+/// A user's own systemd manager delegates a subtree: with `--systemd-cgroup` the
+/// container gets a scope there, with its memory and pids limits.
+#[test]
+fn rootless_limits_through_the_user_manager() {
+    require_systemd!();
+    let user = User::get();
+    let ok = Command::new("loginctl")
+        .args(["enable-linger", user.name])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "loginctl enable-linger");
+    let run_dir = PathBuf::from(format!("/run/user/{}", user.uid));
+    assert!(
+        wait_for(Duration::from_secs(20), || run_dir.join("bus").exists()),
+        "no user bus at {}",
+        run_dir.display()
+    );
+    let env = [
+        ("XDG_RUNTIME_DIR", run_dir.display().to_string()),
+        (
+            "DBUS_SESSION_BUS_ADDRESS",
+            format!("unix:path={}/bus", run_dir.display()),
+        ),
+    ];
+    let id = format!("rl-user-{}", next_n());
+    let mut b = Bundle::busybox();
+    b.set_cgroups_path(None)
+        .set("/linux/resources/memory", json!({"limit": 67108864}))
+        .set("/linux/resources/pids", json!({"limit": 42}))
+        .args(&["sleep", "1000"]);
+    user.own(&mut b);
+    let o = user.rt(
+        &env,
+        &[
+            "--systemd-cgroup",
+            "run",
+            "-d",
+            "--bundle",
+            b.path_str(),
+            &id,
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir = PathBuf::from(format!(
+        "/sys/fs/cgroup/user.slice/user-{0}.slice/user@{0}.service/user.slice/rt-{id}.scope",
+        user.uid
+    ));
+    let got = (read(dir.join("memory.max")), read(dir.join("pids.max")));
+    let o2 = user.rt(&env, &["delete", "--force", &id]);
+    assert!(
+        o2.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o2.stderr)
+    );
+    assert_eq!(got.0.trim(), "67108864");
+    assert_eq!(got.1.trim(), "42");
+    assert!(
+        wait_for(Duration::from_secs(5), || !dir.exists()),
+        "{} left behind",
+        dir.display()
+    );
+}
