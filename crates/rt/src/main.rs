@@ -18,6 +18,17 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // Commands that start processes in a container run from a sealed copy of rt, so
+    // the container can never reach (and overwrite) the binary on the host.
+    if matches!(
+        cli.command,
+        cli::Command::Create(_) | cli::Command::Run(_) | cli::Command::Exec(_)
+    ) {
+        if let Err(e) = rt_runtime::exeseal::ensure_sealed() {
+            eprintln!("rt: {e}");
+            std::process::exit(1);
+        }
+    }
     if let Err(e) = logger::init(&cli.global) {
         eprintln!("rt: {e:#}");
         std::process::exit(1);

@@ -7,6 +7,7 @@
 pub mod capabilities;
 pub mod cgroups;
 mod error;
+pub mod exeseal;
 pub mod hooks;
 pub mod id;
 pub mod lifecycle;

@@ -101,3 +101,74 @@ pub fn move_mount_onto(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<(
     };
     Errno::result(ret).map(drop)
 }
+
+/// A filesystem context being configured (`fsopen(2)`), closed on drop.
+pub struct FsContext(std::os::fd::OwnedFd);
+
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+
+impl FsContext {
+    /// `fsopen(2)` of filesystem type `fstype`.
+    pub fn open(fstype: &str) -> Result<FsContext> {
+        use std::os::fd::FromRawFd;
+        let name = CString::new(fstype).map_err(|_| Errno::EINVAL)?;
+        // SAFETY: a NUL-terminated name and a flag; a returned descriptor is new.
+        let fd = unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), libc::FSOPEN_CLOEXEC) };
+        let fd = Errno::result(fd)?;
+        // SAFETY: the kernel just created this descriptor for us.
+        Ok(FsContext(unsafe {
+            std::os::fd::OwnedFd::from_raw_fd(fd as i32)
+        }))
+    }
+
+    /// `fsconfig(FSCONFIG_SET_STRING, key, value)`.
+    pub fn set(&self, key: &str, value: &str) -> Result<()> {
+        let (k, v) = (
+            CString::new(key).map_err(|_| Errno::EINVAL)?,
+            CString::new(value).map_err(|_| Errno::EINVAL)?,
+        );
+        // SAFETY: a valid context descriptor and two NUL-terminated strings.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                self.0.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                v.as_ptr(),
+                0,
+            )
+        };
+        Errno::result(ret).map(drop)
+    }
+
+    /// Create the superblock and return a detached mount of it (`fsmount(2)`),
+    /// attached nowhere, with `attrs` (`MOUNT_ATTR_*`).
+    pub fn mount(&self, attrs: u64) -> Result<std::os::fd::OwnedFd> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: a valid context descriptor; null key and value as CMD_CREATE requires.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                self.0.as_raw_fd(),
+                FSCONFIG_CMD_CREATE,
+                std::ptr::null::<libc::c_char>(),
+                std::ptr::null::<libc::c_void>(),
+                0,
+            )
+        };
+        Errno::result(ret)?;
+        // SAFETY: a valid context descriptor and integer flags; a returned descriptor is new.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_fsmount,
+                self.0.as_raw_fd(),
+                libc::FSMOUNT_CLOEXEC,
+                attrs,
+            )
+        };
+        let fd = Errno::result(fd)?;
+        // SAFETY: the kernel just created this descriptor for us.
+        Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+    }
+}

@@ -45,6 +45,17 @@ pub fn become_process(process: &Process, setgroups_allowed: bool) -> Result<CStr
         path: cwd.clone(),
         source,
     })?;
+    // A cwd reached through a descriptor of the host (`/proc/self/fd/N`) lies outside
+    // our root, and getcwd says so: never run a container process there.
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => {}
+        _ => {
+            return Err(InitError::Cwd {
+                path: cwd.clone(),
+                source: nix::errno::Errno::EXDEV,
+            })
+        }
+    }
     let args = process.args().as_deref().unwrap_or_default();
     let arg0 = args
         .first()
