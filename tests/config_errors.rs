@@ -207,3 +207,63 @@ fn missing_rootfs() {
     b.set("/root/path", json!("no-such-rootfs")).sh("exit 0");
     refused(&b, "norootfs");
 }
+
+fn apparmor_enabled() -> bool {
+    std::path::Path::new("/sys/kernel/security/apparmor").exists()
+        && std::fs::read("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|b| b.first() == Some(&b'Y'))
+}
+
+/// As runc: a profile the host cannot apply is an error, never a silently
+/// unconfined container.
+#[test]
+fn apparmor_profile_without_apparmor_is_refused() {
+    require_root!();
+    if apparmor_enabled() {
+        eprintln!("note: not applicable: this host has AppArmor");
+        return;
+    }
+    let mut b = Bundle::busybox();
+    b.set(
+        "/process/apparmorProfile",
+        serde_json::json!("rt-test-profile"),
+    );
+    refused(&b, "apparmor");
+}
+
+#[test]
+fn selinux_label_without_selinux_is_refused() {
+    require_root!();
+    if std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        eprintln!("note: not applicable: this host has SELinux");
+        return;
+    }
+    let mut b = Bundle::busybox();
+    b.set(
+        "/process/selinuxLabel",
+        serde_json::json!("system_u:system_r:container_t:s0"),
+    );
+    refused(&b, "selinux");
+}
+
+/// A mount label means nothing without SELinux: runc ignores it, and so does rt.
+#[test]
+fn mount_label_without_selinux_is_ignored() {
+    require_root!();
+    if std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        eprintln!("note: not applicable: this host has SELinux");
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox();
+    b.set(
+        "/linux/mountLabel",
+        serde_json::json!("system_u:object_r:container_file_t:s0"),
+    )
+    .sh("echo ok");
+    let id = rt.id("mountlabel");
+    let o = rt.run(&id, &b);
+    o.assert_ok();
+    assert_eq!(o.stdout.trim(), "ok");
+    assert_nothing_left(&rt, &id, &b);
+}

@@ -30,6 +30,8 @@ pub enum Error {
     #[error(transparent)]
     Hook(#[from] HookError),
     #[error(transparent)]
+    Lsm(#[from] crate::lsm::LsmError),
+    #[error(transparent)]
     Signal(#[from] SignalError),
     /// The init reported a failure while setting the container up.
     #[error("container init: {0}")]

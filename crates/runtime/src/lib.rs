@@ -11,6 +11,7 @@ pub mod exeseal;
 pub mod hooks;
 pub mod id;
 pub mod lifecycle;
+pub mod lsm;
 pub mod namespaces;
 pub mod notify;
 pub mod process;

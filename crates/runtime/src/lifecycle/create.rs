@@ -68,6 +68,7 @@ pub(crate) fn create_inner(
     // Relative paths in the config (root.path, bind sources) are the bundle's.
     std::env::set_current_dir(&bundle).map_err(Error::io("chdir to bundle", &bundle))?;
     let rootfs = resolve_rootfs(&bundle, &spec)?;
+    crate::lsm::check(spec.process().as_ref())?;
     let plan = Plan::new(&spec)?;
     let layout = Layout::detect()?;
     let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());

@@ -68,6 +68,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32, Error> {
         ExecProcess::File(path) => read_process(path)?,
         ExecProcess::Args(flags) => apply_flags(base, flags)?,
     };
+    crate::lsm::check(Some(&process))?;
     let mut check = (*state.config).clone();
     check.set_process(Some(process.clone()));
     rt_spec::validate(&check, rt_spec::Purpose::Create)?;

@@ -61,6 +61,7 @@ pub fn become_process(process: &Process, setgroups_allowed: bool) -> Result<CStr
         .first()
         .ok_or_else(|| InitError::NotFound(String::new()))?;
     let exe = find_executable(arg0, process.env())?;
+    crate::lsm::set_exec_labels(process)?;
     user::set_umask(process.user());
     Ok(exe)
 }

@@ -48,6 +48,8 @@ pub enum InitError {
     #[error(transparent)]
     Sched(#[from] crate::sched::SchedError),
     #[error(transparent)]
+    Lsm(#[from] crate::lsm::LsmError),
+    #[error(transparent)]
     Capabilities(#[from] CapError),
     #[error(transparent)]
     User(#[from] UserError),

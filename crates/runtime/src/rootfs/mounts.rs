@@ -56,7 +56,16 @@ pub fn mount_one(
             .transpose()
             .ok()
             .flatten();
-        let data = opts.data_string();
+        let mut data = opts.data_string();
+        if !matches!(typ, "proc" | "sysfs") {
+            // linux.mountLabel, for the filesystems rt creates (SELinux hosts only).
+            if let Some(ctxopt) = crate::lsm::mount_label_option(ctx.spec) {
+                data = Some(match data {
+                    Some(d) => format!("{d},{ctxopt}"),
+                    None => ctxopt,
+                });
+            }
+        }
         let flags = opts.flags & !MsFlags::MS_REMOUNT;
         match mount(
             Some(&src),
