@@ -181,7 +181,7 @@ fn features() -> serde_json::Value {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": true, "rdma": false},
-            "seccomp": {"enabled": false},
+            "seccomp": rt_runtime::seccomp::features(),
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},

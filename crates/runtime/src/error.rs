@@ -32,6 +32,8 @@ pub enum Error {
     #[error(transparent)]
     Lsm(#[from] crate::lsm::LsmError),
     #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error(transparent)]
     Signal(#[from] SignalError),
     /// The init reported a failure while setting the container up.
     #[error("container init: {0}")]

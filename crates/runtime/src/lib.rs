@@ -19,6 +19,7 @@ pub mod procstat;
 pub mod rlimits;
 pub mod rootfs;
 pub mod sched;
+pub mod seccomp;
 pub mod signal;
 pub mod state;
 pub mod sysctl;

@@ -70,6 +70,13 @@ pub(crate) fn create_inner(
     let rootfs = resolve_rootfs(&bundle, &spec)?;
     crate::lsm::check(spec.process().as_ref())?;
     let plan = Plan::new(&spec)?;
+    // Compiled here, so a bad profile (or an absent agent) fails before anything exists.
+    let seccomp = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(crate::seccomp::prepare)
+        .transpose()?;
     let layout = Layout::detect()?;
     let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     let cgroups_path = cgroups_path.as_deref().and_then(Path::to_str);
@@ -125,6 +132,7 @@ pub(crate) fn create_inner(
         &plan,
         console,
         listen_fds,
+        seccomp,
     );
     match res {
         Ok(()) => {
@@ -159,6 +167,7 @@ fn build(
     plan: &Plan,
     console: Option<UnixStream>,
     listen_fds: u32,
+    seccomp: Option<crate::seccomp::Prepared>,
 ) -> Result<(), Error> {
     // Recorded before the cgroup exists, so `delete --force` finds it after any crash.
     dir.save(state)?;
@@ -224,6 +233,7 @@ fn build(
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds + listen_fds,
+        seccomp,
     })?);
     state.pid = Some(s.pid.as_raw());
     state.start_time = crate::procstat::read(s.pid.as_raw()).map(|p| p.start_time);

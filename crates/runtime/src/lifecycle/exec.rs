@@ -81,6 +81,14 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32, Error> {
     if procstat::read(pid).map(|s| s.start_time) != Some(start) {
         return Err(Error::Invalid("container not running".into()));
     }
+    // The container's seccomp profile applies to exec'd processes too (as runc does).
+    let seccomp = state
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(crate::seccomp::prepare)
+        .transpose()?;
     // Nothing else waits on this container while the process runs.
     drop(dir);
 
@@ -140,6 +148,9 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32, Error> {
                     chroot,
                     console: console.as_ref(),
                     preserve_fds: opts.preserve_fds,
+                    seccomp: seccomp
+                        .as_ref()
+                        .map(|f| (f, super::hook_state(&state, "running"))),
                 },
                 child_end,
             )
@@ -147,6 +158,8 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32, Error> {
         Forked::Parent { pid: child, pidfd } => {
             drop(child_end);
             drop(console);
+            // The child has its own copy of the agent's connection.
+            drop(seccomp);
             let pidfd = pidfd.expect("clone3 asked for a pidfd");
             let started = (|| -> Result<(), Error> {
                 guard.restore()?;

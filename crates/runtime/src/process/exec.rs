@@ -19,6 +19,8 @@ use oci_spec::runtime::Process;
 use super::channel::{Channel, Msg};
 use super::finalize::{self, setgroups_allowed};
 use super::init::InitError;
+use crate::hooks::HookState;
+use crate::seccomp::Prepared;
 use crate::tty::{self, TtyError};
 
 /// What the exec child needs from the parent's memory.
@@ -33,6 +35,9 @@ pub struct ExecArgs<'a> {
     pub chroot: Option<&'a Path>,
     pub console: Option<&'a UnixStream>,
     pub preserve_fds: u32,
+    /// The container's seccomp filter (runc gives it to exec'd processes too), and
+    /// the container's state for its agent.
+    pub seccomp: Option<(&'a Prepared, HookState<'a>)>,
 }
 
 pub fn run(a: &ExecArgs<'_>, channel: Channel) -> ! {
@@ -55,9 +60,14 @@ fn setup(a: &ExecArgs<'_>, channel: &Channel) -> Result<Infallible, InitError> {
     if let Some(c) = a.console {
         keep.push(c.as_raw_fd());
     }
+    if let Some(agent) = a.seccomp.as_ref().and_then(|(f, _)| f.agent.as_ref()) {
+        keep.push(agent.as_raw_fd());
+    }
     rt_sys::fd::close_from(3 + a.preserve_fds as i32, &keep)
         .map_err(sys("close inherited descriptors"))?;
-    channel.expect(&Msg::Go(0))?;
+    let Msg::Go(host_pid) = channel.expect(&Msg::Go(0))? else {
+        unreachable!()
+    };
     if !a.join.is_empty() {
         setns(a.init.as_fd(), a.join).map_err(sys("join the container's namespaces"))?;
     }
@@ -73,6 +83,11 @@ fn setup(a: &ExecArgs<'_>, channel: &Channel) -> Result<Infallible, InitError> {
         }
         drop(master);
         tty::become_stdio(&slave)?;
+    }
+    // As the init: before the capabilities go without no_new_privs, else last.
+    let early = Prepared::loads_early(a.process.no_new_privileges().unwrap_or(false));
+    if let Some((f, state)) = a.seccomp.as_ref().filter(|_| early) {
+        f.install(host_pid, state)?;
     }
     let exe = finalize::become_process(
         a.process,
@@ -97,6 +112,9 @@ fn setup(a: &ExecArgs<'_>, channel: &Channel) -> Result<Infallible, InitError> {
     rt_sys::fd::cloexec_from(3 + a.preserve_fds as i32, &[])
         .map_err(sys("mark descriptors close-on-exec"))?;
     rt_sys::signal::reset_all().map_err(sys("reset signals"))?;
+    if let Some((f, state)) = a.seccomp.as_ref().filter(|_| !early) {
+        f.install(host_pid, state)?;
+    }
     let e = execve(&exe, &args, &env).unwrap_err();
     Err(InitError::NotExecutable {
         path: exe.to_string_lossy().into_owned(),

@@ -50,6 +50,8 @@ pub enum InitError {
     #[error(transparent)]
     Lsm(#[from] crate::lsm::LsmError),
     #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error(transparent)]
     Capabilities(#[from] CapError),
     #[error(transparent)]
     User(#[from] UserError),
@@ -227,6 +229,9 @@ fn prepare(a: &SpawnArgs<'_>, channel: &Channel, forked: bool) -> Result<Ready, 
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         sched::apply_personality(p)?;
     }
+    if let Some(f) = a.seccomp.as_ref().filter(|_| early_seccomp(process)) {
+        f.install(host_pid, &state("creating"))?;
+    }
     let exe = finalize::become_process(process, setgroups_allowed(a.plan.has_user()))?;
 
     rt_sys::signal::exit_on_terminating_signals().map_err(sys("install signal handlers"))?;
@@ -314,6 +319,19 @@ fn wait_and_exec(a: &SpawnArgs<'_>, ready: Ready) -> Result<Infallible, WaitErro
             },
         ));
     }
+    if let Some(f) = a.seccomp.as_ref().filter(|_| !early_seccomp(process)) {
+        let st = HookState {
+            oci_version: spec.version(),
+            id: a.id,
+            status: "created",
+            pid: Some(ready.host_pid),
+            bundle: a.bundle.to_str().unwrap_or_default(),
+            annotations: spec.annotations().as_ref(),
+        };
+        if let Err(e) = f.install(ready.host_pid, &st) {
+            return Err(fail(conn, e.into()));
+        }
+    }
     let e = execve(&ready.exe, &args, &env).unwrap_err();
     Err(fail(
         conn,
@@ -335,6 +353,9 @@ fn keep_only_needed_fds(a: &SpawnArgs<'_>, channel: &Channel) -> Result<(), Init
         keep.push(j.fd.as_raw_fd());
     }
     keep.extend(a.idmaps.iter().flatten().map(|fd| fd.as_raw_fd()));
+    if let Some(agent) = a.seccomp.as_ref().and_then(|f| f.agent.as_ref()) {
+        keep.push(agent.as_raw_fd());
+    }
     rt_sys::fd::close_from(3 + a.preserve_fds as i32, &keep)
         .map_err(sys("close inherited descriptors"))
 }
@@ -359,6 +380,12 @@ fn enter_namespaces(a: &SpawnArgs<'_>, with_cgroup: bool) -> Result<(), InitErro
         let _ = setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0));
     }
     Ok(())
+}
+
+/// Load the seccomp filter before the capabilities go (see `Prepared::loads_early`),
+/// or right before execve, after the startContainer hooks.
+fn early_seccomp(process: &oci_spec::runtime::Process) -> bool {
+    crate::seccomp::Prepared::loads_early(process.no_new_privileges().unwrap_or(false))
 }
 
 fn needs_runtime_hooks(spec: &Spec) -> bool {

@@ -54,6 +54,8 @@ pub struct SpawnArgs<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// The container's seccomp filter, compiled, and the connection to its agent.
+    pub seccomp: Option<crate::seccomp::Prepared>,
 }
 
 /// A running init, waiting on the channel for the next step.
