@@ -49,6 +49,21 @@
 //!   `READY=1` and `MAINPID=` in two datagrams, and no barrier.
 //! * `exec::exec_joins_user_cgroup_and_time_namespaces`: runc 1.1 has no
 //!   time namespaces (create fails).
+//! * `security::{create_killed_at_random_points_then_delete_force,
+//!   create_killed_in_create_runtime_hook_then_delete_force}`: runc's
+//!   `delete --force` leaves the cgroup of a create it did not finish.
+//! * `security::dev_null_hostile_in_image`: runc keeps an image's
+//!   `/dev/null` symlink (CVE-2025-31133).
+//! * `security::dev_symlink_in_image`: runc creates `/dev/fd`, `/dev/ptmx`...
+//!   on the host through an image's absolute `/dev` symlink.
+//! * `security::mount_destination_swapped_during_setup_stays_inside`: runc
+//!   creates the mount point in the host directory a swapped symlink names.
+//! * `security::failing_poststart_and_poststop_hooks`: runc runs poststart
+//!   during `create`, which a failing one fails.
+//! * `security::hanging_hooks`: runc waits for a hook's child that holds its
+//!   stdout.
+//! * `security::rootless_container_stays_in_its_bounds`: runc keeps its
+//!   rootless state in `$XDG_RUNTIME_DIR/runc`.
 
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -1865,4 +1880,125 @@ pub fn write_fd(fd: i32, data: &[u8]) {
         assert!(n > 0, "write to fd {fd} failed");
         off += n as usize;
     }
+}
+
+// ---------------------------------------------------------------------------
+// Unprivileged user
+// ---------------------------------------------------------------------------
+
+/// An unprivileged user (`rttest`, made with useradd if missing), a private
+/// directory of its own (state dir, outputs), and how to run rt as it
+/// (`runuser`).
+pub struct User {
+    pub name: &'static str,
+    pub uid: u32,
+    pub gid: u32,
+    /// Owned by the user, removed on drop.
+    pub dir: PathBuf,
+}
+
+impl User {
+    pub fn get() -> User {
+        let name = "rttest";
+        if Command::new("id")
+            .arg(name)
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
+            let ok = Command::new("useradd")
+                .args(["-m", "-u", "1501", name])
+                .status()
+                .expect("useradd");
+            assert!(ok.success(), "useradd {name}");
+        }
+        let id = |flag: &str| -> u32 {
+            let o = Command::new("id").args([flag, name]).output().unwrap();
+            String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("rt-user-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let (uid, gid) = (id("-u"), id("-g"));
+        chown_r(&dir, uid, gid);
+        User {
+            name,
+            uid,
+            gid,
+            dir,
+        }
+    }
+
+    /// A rootless version of `b` (a user namespace mapping root to the user),
+    /// handed over to the user.
+    pub fn own(&self, b: &mut Bundle) {
+        // The rootfs's busybox is a hard link of the host's: chown -R would
+        // hand the host's /bin/busybox to the user. Give the bundle a copy.
+        let bb = b.rootfs().join("bin/busybox");
+        if fs::metadata(&bb).is_ok_and(|m| m.nlink() > 1) {
+            fs::remove_file(&bb).unwrap();
+            fs::copy(host_busybox(), &bb).unwrap();
+            fs::set_permissions(&bb, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        b.add_namespace("user")
+            .uid_mappings(0, self.uid, 1)
+            .gid_mappings(0, self.gid, 1)
+            .set("/process/user", json!({"uid": 0, "gid": 0}));
+        b.save();
+        chown_r(b.path(), self.uid, self.gid);
+    }
+
+    /// `rt --root <dir>/state args...` as the user, with `env` added.
+    pub fn rt(&self, env: &[(&str, String)], args: &[&str]) -> std::process::Output {
+        let root = self.dir.join("state");
+        let mut a = vec!["--root", root.to_str().unwrap()];
+        a.extend_from_slice(args);
+        self.rt_raw(env, &a)
+    }
+
+    /// `rt args...` as the user (no `--root` added), with `env` added.
+    pub fn rt_raw(&self, env: &[(&str, String)], args: &[&str]) -> std::process::Output {
+        self.run(env, rt_bin().to_str().unwrap(), args)
+    }
+
+    /// Any program as the user.
+    pub fn run(&self, env: &[(&str, String)], prog: &str, args: &[&str]) -> std::process::Output {
+        let mut c = Command::new("runuser");
+        c.args(["-u", self.name, "--", "env"]);
+        for (k, v) in env {
+            c.arg(format!("{k}={v}"));
+        }
+        c.arg(prog).args(args);
+        c.stdin(Stdio::null());
+        // Output to files: a detached container keeps them open.
+        let out = self.dir.join(format!("out-{}", next_n()));
+        let err = self.dir.join(format!("err-{}", next_n()));
+        c.stdout(fs::File::create(&out).unwrap())
+            .stderr(fs::File::create(&err).unwrap());
+        let status = c.status().expect("runuser");
+        std::process::Output {
+            status,
+            stdout: fs::read(out).unwrap_or_default(),
+            stderr: fs::read(err).unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `chown -R uid:gid p`.
+pub fn chown_r(p: &Path, uid: u32, gid: u32) {
+    let ok = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{gid}"))
+        .arg(p)
+        .status()
+        .unwrap();
+    assert!(ok.success());
 }
