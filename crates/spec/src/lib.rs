@@ -35,6 +35,13 @@ pub use oci_spec::runtime::Spec;
 /// The file name the runtime spec fixes for a bundle's configuration.
 pub const CONFIG_FILE: &str = "config.json";
 
+/// Parses config.json text (as [`load`] does a file's) without judging its
+/// content; errors name the file `config.json`. For fuzzing and callers that
+/// hold the text already.
+pub fn parse(bytes: &[u8]) -> Result<Spec, SpecError> {
+    load::parse(bytes, Path::new(CONFIG_FILE))
+}
+
 /// Loads `bundle/config.json` and validates it for `create`/`run`.
 pub fn load_bundle(bundle: &Path) -> Result<Spec, SpecError> {
     let spec = load(&bundle.join(CONFIG_FILE))?;
@@ -46,6 +53,14 @@ pub fn load_bundle(bundle: &Path) -> Result<Spec, SpecError> {
 mod tests {
     use super::*;
     use testutil::TempDir;
+
+    #[test]
+    fn parse_reads_text() {
+        let text = to_json(&default_spec(false));
+        assert_eq!(parse(text.as_bytes()).unwrap(), default_spec(false));
+        let err = parse(b"[]").unwrap_err();
+        assert!(err.to_string().starts_with("config.json"), "{err}");
+    }
 
     #[test]
     fn load_bundle_parses_and_validates() {
