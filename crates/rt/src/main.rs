@@ -18,6 +18,24 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // The descriptors the caller hands to the container are 3.. (LISTEN_FDS, then
+    // --preserve-fds); hold the numbers it left free before rt opens anything.
+    let passed = match &cli.command {
+        cli::Command::Create(c) => Some(c.preserve_fds),
+        cli::Command::Run(r) => Some(r.create.preserve_fds),
+        cli::Command::Exec(e) => Some(e.preserve_fds),
+        _ => None,
+    };
+    if let Some(n) = passed {
+        let listen: u32 = std::env::var("LISTEN_FDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if let Err(e) = rt_sys::fd::reserve_unopened(3, n.saturating_add(listen).min(65536)) {
+            eprintln!("rt: reserve the descriptors of --preserve-fds: {e}");
+            std::process::exit(1);
+        }
+    }
     // Commands that start processes in a container run from a sealed copy of rt, so
     // the container can never reach (and overwrite) the binary on the host.
     if matches!(

@@ -46,6 +46,36 @@ fn each_gap(first: RawFd, keep: &[RawFd], mut f: impl FnMut(u32, u32) -> Result<
     f(lo, u32::MAX)
 }
 
+/// Occupies every descriptor number in `first..first + count` that is not open
+/// with a close-on-exec `/dev/null`. The caller's `--preserve-fds` range is handed
+/// to the container as is: a number the caller left free must not be taken by a
+/// descriptor of rt's own (a host directory, say) and then passed in.
+pub fn reserve_unopened(first: RawFd, count: u32) -> Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    for fd in first..first.saturating_add(count as RawFd) {
+        // SAFETY: the descriptor is only probed with F_GETFD, never used or closed.
+        let probe = unsafe { BorrowedFd::borrow_raw(fd) };
+        match fcntl(probe, FcntlArg::F_GETFD) {
+            Err(Errno::EBADF) => {}
+            _ => continue,
+        }
+        let null = nix::fcntl::open(
+            "/dev/null",
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        if null.as_raw_fd() != fd {
+            // SAFETY: dup3 onto a number that is not open (checked above); the new
+            // descriptor is deliberately leaked as a placeholder until exec closes it.
+            Errno::result(unsafe { libc::dup3(null.as_raw_fd(), fd, libc::O_CLOEXEC) })?;
+        } else {
+            std::mem::forget(null);
+        }
+    }
+    Ok(())
+}
+
 /// `accept4(2)` with close-on-exec, returning an owned connection.
 pub fn accept(listener: std::os::fd::BorrowedFd<'_>) -> Result<std::os::fd::OwnedFd> {
     use std::os::fd::{AsRawFd, FromRawFd};
