@@ -2,13 +2,16 @@
 //! resolved descriptor, then apply remount flags, propagation and recursive attributes.
 
 use std::fs;
-use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::{readlinkat, AtFlags, OFlag};
 use nix::mount::{mount, MsFlags};
+use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, Mode};
 use nix::sys::statvfs::{statvfs, FsFlags};
+use nix::unistd::{fchown, fchownat, symlinkat, Gid, Uid};
 use oci_spec::runtime::Mount;
 use pathrs::flags::OpenFlags;
 use pathrs::{Handle, Root};
@@ -342,34 +345,88 @@ fn is_dir(p: &Path) -> bool {
     fs::metadata(p).map(|m| m.is_dir()).unwrap_or(true)
 }
 
-/// `tmpcopyup`: fill the new tmpfs with what the image had under it.
+/// `tmpcopyup`: fill the new tmpfs with what the image had under it. Every entry
+/// is opened from its parent's descriptor and never followed: a process swapping
+/// image entries for symlinks meanwhile (another container sharing the volume)
+/// cannot make us copy, chmod or chown anything outside the image.
 fn copy_up(under: &Handle, mounted: &Handle, dest: &Path) -> Result<(), RootfsError> {
-    copy_tree(Path::new(&fd_path(under)), Path::new(&fd_path(mounted)))
-        .map_err(|e| RootfsError::io("copy up", dest, e))
+    let err = |e: nix::Error| RootfsError::sys("copy up", dest, e);
+    let from = open_dir_at(under.as_fd(), ".").map_err(err)?;
+    let to = open_dir_at(mounted.as_fd(), ".").map_err(err)?;
+    copy_dir(&from, &to).map_err(err)
 }
 
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    let meta = fs::symlink_metadata(from)?;
-    fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-    let _ = std::os::unix::fs::lchown(to, Some(meta.uid()), Some(meta.gid()));
-    for entry in fs::read_dir(from)? {
+fn open_dir_at(dir: BorrowedFd<'_>, name: &(impl nix::NixPath + ?Sized)) -> nix::Result<OwnedFd> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    nix::fcntl::openat(dir, name, flags, Mode::empty())
+}
+
+fn same_owner(st: &nix::sys::stat::FileStat) -> (Option<Uid>, Option<Gid>) {
+    (
+        Some(Uid::from_raw(st.st_uid)),
+        Some(Gid::from_raw(st.st_gid)),
+    )
+}
+
+fn copy_dir(from: &OwnedFd, to: &OwnedFd) -> nix::Result<()> {
+    let st = fstat(from)?;
+    fchmod(to, Mode::from_bits_truncate(st.st_mode & 0o7777))?;
+    let (uid, gid) = same_owner(&st);
+    // Owners the container's user namespace cannot map stay root's, as with runc.
+    let _ = fchown(to, uid, gid);
+    let mut entries = nix::dir::Dir::from_fd(open_dir_at(from.as_fd(), ".")?)?;
+    for entry in entries.iter() {
         let entry = entry?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let m = fs::symlink_metadata(&src)?;
-        let ft = m.file_type();
-        if ft.is_dir() {
-            fs::create_dir(&dst)?;
-            copy_tree(&src, &dst)?;
-            continue;
-        } else if ft.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&src)?, &dst)?;
-        } else if ft.is_file() {
-            fs::copy(&src, &dst)?;
-            fs::set_permissions(&dst, fs::Permissions::from_mode(m.mode() & 0o7777))?;
-        } else {
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
             continue;
         }
-        let _ = std::os::unix::fs::lchown(&dst, Some(m.uid()), Some(m.gid()));
+        let st = fstatat(from, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        let (uid, gid) = same_owner(&st);
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => {
+                // Opened before anything is made: a directory swapped for a
+                // symlink since the fstatat fails here (ELOOP).
+                let src = open_dir_at(from.as_fd(), name)?;
+                mkdirat(to, name, Mode::from_bits_truncate(0o700))?;
+                copy_dir(&src, &open_dir_at(to.as_fd(), name)?)?;
+            }
+            libc::S_IFLNK => {
+                let target = readlinkat(from, name)?;
+                symlinkat(target.as_os_str(), to, name)?;
+                let _ = fchownat(to, name, uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW);
+            }
+            libc::S_IFREG => {
+                let src = nix::fcntl::openat(
+                    from,
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let sst = fstat(&src)?;
+                if sst.st_mode & libc::S_IFMT != libc::S_IFREG {
+                    return Err(Errno::ESTALE);
+                }
+                let dst = nix::fcntl::openat(
+                    to,
+                    name,
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )?;
+                let (mut r, mut w) = (fs::File::from(src), fs::File::from(dst));
+                std::io::copy(&mut r, &mut w)
+                    .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+                fchmod(&w, Mode::from_bits_truncate(sst.st_mode & 0o7777))?;
+                let (uid, gid) = same_owner(&sst);
+                let _ = fchown(&w, uid, gid);
+            }
+            // Devices, fifos and sockets are not copied (as runc).
+            _ => {}
+        }
     }
     Ok(())
 }
