@@ -138,9 +138,23 @@ impl Channel {
             match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(0) => return Err(ChannelError::Closed),
                 Ok(n) => return Msg::decode(&buf[..n]),
-                Err(Errno::EINTR) => continue,
-                Err(Errno::ECONNRESET) => return Err(ChannelError::Closed),
+                // A peer that exits with a message of ours unread resets the
+                // connection, and the kernel reports that before the messages it
+                // sent first (an init's Error): the reset is reported once, so read on.
+                Err(Errno::EINTR) | Err(Errno::ECONNRESET) => continue,
                 Err(source) => return Err(ChannelError::Sys { op: "recv", source }),
+            }
+        }
+    }
+
+    /// A message already waiting, if any, without blocking.
+    pub fn pending(&self) -> Option<Msg> {
+        let mut buf = vec![0u8; MAX];
+        loop {
+            match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) if n > 0 => return Msg::decode(&buf[..n]).ok(),
+                Err(Errno::EINTR) | Err(Errno::ECONNRESET) => continue,
+                _ => return None,
             }
         }
     }
@@ -179,5 +193,15 @@ mod tests {
         }
         drop(a);
         assert!(matches!(b.recv(), Err(ChannelError::Closed)));
+    }
+
+    #[test]
+    fn a_message_outlives_the_reset_of_a_peer_that_left_one_unread() {
+        let (parent, init) = Channel::pair().unwrap();
+        parent.send(&Msg::Joined).unwrap();
+        init.send(&Msg::Error("the reason".into())).unwrap();
+        drop(init);
+        assert_eq!(parent.recv().unwrap(), Msg::Error("the reason".into()));
+        assert!(matches!(parent.recv(), Err(ChannelError::Closed)));
     }
 }

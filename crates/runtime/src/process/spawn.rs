@@ -54,6 +54,10 @@ pub struct SpawnArgs<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// rt runs as root on the host: the child hides from the container until it
+    /// execs (see `init::undumpable`). Known before the clone: in a new user
+    /// namespace the child's own euid soon reads 0.
+    pub privileged: bool,
     /// The container's seccomp filter, compiled, and the connection to its agent.
     pub seccomp: Option<crate::seccomp::Prepared>,
 }
@@ -148,15 +152,19 @@ pub fn spawn(args: SpawnArgs<'_>) -> Result<Spawned, SpawnError> {
                 }
                 Ok(())
             };
-            if let Err(e) = setup() {
+            let mut result = setup();
+            if result.is_ok() && args.plan.intermediate {
+                result = adopt_forked_init(&mut spawned);
+            }
+            if let Err(e) = result {
+                // The init may have failed first, its reason waiting in the channel,
+                // and our error be only the consequence (a closed channel, a pid gone).
+                let e = match spawned.channel.pending() {
+                    Some(Msg::Error(m)) => SpawnError::Init(m),
+                    _ => e,
+                };
                 spawned.abort();
                 return Err(e);
-            }
-            if args.plan.intermediate {
-                if let Err(e) = adopt_forked_init(&mut spawned) {
-                    spawned.abort();
-                    return Err(e);
-                }
             }
             Ok(spawned)
         }
