@@ -233,6 +233,13 @@ pub struct ParentGuard {
 }
 
 impl ParentGuard {
+    /// Stay in the namespaces entered (the caller cannot come back: rootless, in
+    /// the container's user namespace); only the working directory is restored.
+    pub fn stay(&mut self) {
+        self.saved.clear();
+        let _ = self.restore();
+    }
+
     pub fn restore(&mut self) -> Result<(), NamespaceError> {
         while let Some((kind, fd)) = self.saved.pop() {
             setns(fd.as_fd(), clone_flag(kind)).map_err(|source| NamespaceError::Restore {
@@ -477,6 +484,17 @@ pub fn differing(pid: i32) -> CloneFlags {
         }
     }
     flags
+}
+
+/// Join the user namespace of the process behind `pidfd`, for good: rootless, the
+/// container's pid and time namespaces belong to it, and only a member has the
+/// capabilities to enter them.
+pub fn enter_user(pidfd: &OwnedFd) -> Result<(), NamespaceError> {
+    setns(pidfd.as_fd(), CloneFlags::CLONE_NEWUSER).map_err(|source| NamespaceError::Join {
+        kind: "user",
+        path: "the container init".into(),
+        source,
+    })
 }
 
 /// Enter the pid and time namespaces of the process behind `pidfd` for our next

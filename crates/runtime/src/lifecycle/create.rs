@@ -233,6 +233,7 @@ fn build(
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds + listen_fds,
+        privileged: nix::unistd::geteuid().is_root(),
         seccomp,
     })?);
     state.pid = Some(s.pid.as_raw());

@@ -123,7 +123,16 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32, Error> {
     let differ = namespaces::differing(pid);
     let for_children =
         differ & (CloneFlags::CLONE_NEWPID | CloneFlags::from_bits_retain(libc::CLONE_NEWTIME));
-    let join = differ - for_children;
+    let privileged = nix::unistd::geteuid().is_root();
+    let mut join = differ - for_children;
+    // Rootless, entering the container's pid namespace takes its user namespace
+    // first; exec's parent only supervises from then on, and never needs to leave.
+    let in_user =
+        !for_children.is_empty() && join.contains(CloneFlags::CLONE_NEWUSER) && !privileged;
+    if in_user {
+        namespaces::enter_user(&init)?;
+        join.remove(CloneFlags::CLONE_NEWUSER);
+    }
     let (parent_end, child_end) = Channel::pair()?;
     let mut guard = namespaces::enter_for_children(&init, for_children)?;
     let cgroup_dir = state.cgroup.open_v2_dir();
@@ -148,6 +157,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32, Error> {
                     chroot,
                     console: console.as_ref(),
                     preserve_fds: opts.preserve_fds,
+                    privileged,
                     seccomp: seccomp
                         .as_ref()
                         .map(|f| (f, super::hook_state(&state, "running"))),
@@ -162,7 +172,11 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32, Error> {
             drop(seccomp);
             let pidfd = pidfd.expect("clone3 asked for a pidfd");
             let started = (|| -> Result<(), Error> {
-                guard.restore()?;
+                if in_user {
+                    guard.stay();
+                } else {
+                    guard.restore()?;
+                }
                 if args.cgroup.is_none() {
                     state.cgroup.add(child.as_raw())?;
                 }

@@ -35,6 +35,8 @@ pub struct ExecArgs<'a> {
     pub chroot: Option<&'a Path>,
     pub console: Option<&'a UnixStream>,
     pub preserve_fds: u32,
+    /// rt runs as root on the host (see `SpawnArgs::privileged`).
+    pub privileged: bool,
     /// The container's seccomp filter (runc gives it to exec'd processes too), and
     /// the container's state for its agent.
     pub seccomp: Option<(&'a Prepared, HookState<'a>)>,
@@ -56,6 +58,7 @@ fn setup(a: &ExecArgs<'_>, channel: &Channel) -> Result<Infallible, InitError> {
             source,
         }
     };
+    super::init::undumpable(a.privileged)?;
     let mut keep = vec![channel.0.as_raw_fd(), a.init.as_raw_fd()];
     if let Some(c) = a.console {
         keep.push(c.as_raw_fd());
@@ -91,7 +94,7 @@ fn setup(a: &ExecArgs<'_>, channel: &Channel) -> Result<Infallible, InitError> {
     }
     let exe = finalize::become_process(
         a.process,
-        setgroups_allowed(a.join.contains(CloneFlags::CLONE_NEWUSER)),
+        setgroups_allowed(a.join.contains(CloneFlags::CLONE_NEWUSER) || !a.privileged),
     )?;
     let args: Vec<CString> = a
         .process

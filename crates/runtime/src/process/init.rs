@@ -118,6 +118,7 @@ pub fn intermediate(args: &SpawnArgs<'_>, channel: Channel) -> ! {
 }
 
 fn enter_and_fork(a: &SpawnArgs<'_>, channel: &Channel) -> Result<Forked, InitError> {
+    undumpable(a.privileged)?;
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .map_err(sys("set parent-death signal"))?;
     keep_only_needed_fds(a, channel)?;
@@ -129,9 +130,23 @@ fn enter_and_fork(a: &SpawnArgs<'_>, channel: &Channel) -> Result<Forked, InitEr
     rt_sys::clone::fork().map_err(sys("fork the container init"))
 }
 
+/// Until it execs, a child of rt is a copy of rt: its `/proc/PID/environ` is the
+/// caller's environment on the host, its memory rt's. Not dumpable, no process of
+/// the container (even root in it) may read or trace it; the exec makes the
+/// container's process dumpable again. Rootless, the caller's own uid must still
+/// reach the child's /proc files (uid_map), and the container runs as that uid
+/// anyway: left as it is.
+pub(crate) fn undumpable(privileged: bool) -> Result<(), InitError> {
+    if privileged {
+        nix::sys::prctl::set_dumpable(false).map_err(sys("make the process not dumpable"))?;
+    }
+    Ok(())
+}
+
 fn prepare(a: &SpawnArgs<'_>, channel: &Channel, forked: bool) -> Result<Ready, InitError> {
     let spec = a.spec;
     let process = spec.process().as_ref().expect("validated: process present");
+    undumpable(a.privileged)?;
     if !forked {
         // Die with `rt create` until the container is ready. (A forked init's parent
         // is the intermediate, which exits at once: it watches the channel instead.)
