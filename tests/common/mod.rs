@@ -999,9 +999,21 @@ pub fn own_cgroups() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The cgroup a relative cgroupsPath starts from, in the hierarchy whose
+/// line in /proc/self/cgroup is `own`: that cgroup, on a pure v2 host its
+/// parent (runc's rule, which rt follows).
+pub fn relative_base(own: &str) -> String {
+    if cgroup_v2() {
+        let p = Path::new(own);
+        p.parent().unwrap_or(p).to_string_lossy().into_owned()
+    } else {
+        own.to_string()
+    }
+}
+
 /// All host directories that would hold the cgroup `path` (absolute
 /// cgroupsPath is taken from each hierarchy's root, a relative one from our
-/// own cgroup in that hierarchy).
+/// own cgroup in that hierarchy, see [`relative_base`]).
 pub fn cgroup_dirs(path: &str) -> Vec<PathBuf> {
     let own = own_cgroups();
     let mut out = Vec::new();
@@ -1009,7 +1021,10 @@ pub fn cgroup_dirs(path: &str) -> Vec<PathBuf> {
         if path.starts_with('/') {
             out.push(mp.join(path.trim_start_matches('/')));
         } else if let Some((_, base)) = own.iter().find(|(k, _)| *k == key) {
-            out.push(mp.join(base.trim_start_matches('/')).join(path));
+            out.push(
+                mp.join(relative_base(base).trim_start_matches('/'))
+                    .join(path),
+            );
         }
     }
     out
@@ -1716,7 +1731,7 @@ pub fn cgroup_dir(path: &str, controller: &str) -> PathBuf {
         let base = own
             .iter()
             .find(|(k, _)| *k == key)
-            .map(|(_, b)| b.clone())
+            .map(|(_, b)| relative_base(b))
             .unwrap_or_default();
         mp.join(base.trim_start_matches('/')).join(path)
     }

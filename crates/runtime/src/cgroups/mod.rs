@@ -134,7 +134,8 @@ pub struct CgroupRecord {
 
 impl CgroupRecord {
     /// Work out the directories for `cgroups_path` (runc semantics: absolute from the
-    /// hierarchy root, relative to rt's own cgroup; default: relative `<id>`).
+    /// hierarchy root, relative to rt's own cgroup, on a pure v2 host to its parent;
+    /// default: relative `<id>`).
     pub fn resolve(
         layout: &Layout,
         cgroups_path: Option<&str>,
@@ -147,6 +148,12 @@ impl CgroupRecord {
         for h in layout.hierarchies() {
             let base = if absolute {
                 PathBuf::from("/")
+            } else if layout.is_unified() {
+                // Our own v2 cgroup most likely holds processes (a service's, a
+                // shell's session scope): "no internal processes" would leave its
+                // children without controllers. Its parent, as runc's fs2 driver.
+                let own = Path::new(&h.own_cgroup);
+                own.parent().unwrap_or(own).to_path_buf()
             } else {
                 PathBuf::from(&h.own_cgroup)
             };
