@@ -581,7 +581,6 @@ done; echo walked=1"#;
 /// created container looks for a host directory among the waiting init's
 /// fds (and walks `..` out of it), the container's process among its own.
 #[test]
-#[ignore = "rt bug: with --preserve-fds N beyond the fds passed, the created init keeps rt's own fd of the host state dir in the preserved range: /proc/1/fd/3/../../.. is the host's / from inside the container"]
 fn preserve_fds_beyond_the_passed_ones_leak_nothing() {
     require_root!();
     let rt = Runtime::new();
@@ -1749,7 +1748,6 @@ fn rootless_created_init_exe_is_not_writable() {
 }
 
 #[test]
-#[ignore = "rt bug: rootless `rt exec` fails: \"join pid namespace the container init: EPERM\" (runc 1.1.5 execs)"]
 fn rootless_created_init_exe_is_not_writable_from_inside() {
     require_root!();
     rootless_seal(true);
@@ -1918,7 +1916,6 @@ fn tmpcopyup_does_not_follow_symlinks_out() {
 /// volume) swaps a file and a directory of the image with symlinks to the
 /// canary in a tight loop: no host file may be copied into the container.
 #[test]
-#[ignore = "rt bug: tmpcopyup races: copy_tree lstat()s an entry, then opens it by path, following a symlink swapped in meanwhile to the host (fs::copy, read_dir)"]
 fn tmpcopyup_race_does_not_copy_host_files() {
     require_root!();
     let canary = Canary::new();
@@ -1955,7 +1952,6 @@ fn tmpcopyup_race_does_not_copy_host_files() {
 /// `tmpcopyup` gives the tmpfs the mode of the image's directory, so a
 /// container without CAP_DAC_OVERRIDE can use it (as with runc).
 #[test]
-#[ignore = "rt bug: tmpcopyup chmods the tmpfs root to 000 (lstat of the /proc/thread-self/fd magic link in copy_tree)"]
 fn tmpcopyup_keeps_the_mode_of_the_image_dir() {
     require_root!();
     let rt = Runtime::new();
@@ -2075,7 +2071,6 @@ echo rounds=$n > /shared/done
 /// a watcher sharing a pid namespace reads those of `run` inits and `exec`
 /// processes.
 #[test]
-#[ignore = "rt bug: the created init and exec'd processes are dumpable clones of rt whose /proc/PID/environ (the caller's host environment) any process of the container can read"]
 fn caller_environment_is_not_readable_from_the_container() {
     require_root!();
     let marker = format!("rt-sec-marker-{}", std::process::id());
@@ -2133,7 +2128,6 @@ fn caller_environment_is_not_readable_from_the_container() {
 /// A refused config is refused with its reason: the init's error message
 /// reaches the caller however fast the init fails.
 #[test]
-#[ignore = "rt bug: on cgroup v1 an init that fails before the parent sends Joined loses its error (\"the other end closed the init channel\" / \"exited with status 1 during setup\")"]
 fn setup_errors_reach_the_caller() {
     require_root!();
     let rt = Runtime::new();
