@@ -374,6 +374,33 @@ fn exec_cwd_user_and_groups() {
     stop_and_delete(&rt, &id, &b);
 }
 
+/// With inheritable capabilities in the config, `--cap` also raises ambient
+/// ones, which the kernel grants only for caps both permitted and
+/// inheritable: a non-root user keeps those across its exec, and no
+/// capability is ever made inheritable by `--cap`.
+#[test]
+fn exec_cap_ambient_only_with_inheritable_caps_in_the_config() {
+    require_root!();
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox();
+    b.no_new_privileges(false)
+        .all_caps(&["CAP_NET_RAW", "CAP_KILL"]);
+    b.caps("bounding", &["CAP_NET_RAW", "CAP_KILL", "CAP_CHOWN"])
+        .caps("permitted", &["CAP_NET_RAW", "CAP_KILL", "CAP_CHOWN"]);
+    let id = start_sleeper(&rt, &mut b, "execcapamb");
+    let show = ["grep", "-E", "^Cap", "/proc/self/status"];
+    let o = exec(&rt, &id, &["--cap", "CAP_SYS_ADMIN", "-u", "1000"], &show);
+    o.assert_ok();
+    let caps = parse_cap_status(&o.stdout);
+    let config = cap_mask(&["CAP_NET_RAW", "CAP_KILL"]);
+    let added = cap_mask(&["CAP_SYS_ADMIN"]);
+    assert_eq!(caps["CapInh"], config, "inheritable: {}", o.stdout);
+    assert_eq!(caps["CapAmb"], config, "ambient: {}", o.stdout);
+    assert_eq!(caps["CapBnd"] & added, added, "bounding: {}", o.stdout);
+    assert_eq!(caps["CapEff"], config, "effective after exec: {}", o.stdout);
+    stop_and_delete(&rt, &id, &b);
+}
+
 #[test]
 fn exec_cap_and_no_new_privs() {
     require_root!();
@@ -395,7 +422,10 @@ fn exec_cap_and_no_new_privs() {
     }
     assert_eq!(kv_status(&o.stdout)["NoNewPrivs"], "0", "{}", o.stdout);
 
-    // --cap adds to every set (ambient included, so a non-root user has it).
+    // --cap adds to the bounding, permitted and effective sets, never to the
+    // inheritable one (CVE-2022-29162), nor to ambient without inheritable caps
+    // in the config; a non-root user's permitted caps go at its exec (no ambient).
+    let added = cap_mask(&["CAP_SYS_ADMIN", "CAP_NET_RAW"]);
     for user in ["0", "1000"] {
         let o = exec(
             &rt,
@@ -405,14 +435,21 @@ fn exec_cap_and_no_new_privs() {
         );
         o.assert_ok();
         let caps = parse_cap_status(&o.stdout);
-        let added = cap_mask(&["CAP_SYS_ADMIN", "CAP_NET_RAW"]);
-        for set in ["CapBnd", "CapPrm", "CapEff", "CapInh", "CapAmb"] {
+        let sets: &[&str] = if user == "0" {
+            &["CapBnd", "CapPrm", "CapEff"]
+        } else {
+            &["CapBnd"]
+        };
+        for set in sets {
             assert_eq!(
-                caps[set] & added,
+                caps[*set] & added,
                 added,
                 "user {user}: {set} lacks the added caps:\n{}",
                 o.stdout
             );
+        }
+        for set in ["CapInh", "CapAmb"] {
+            assert_eq!(caps[set] & added, 0, "user {user}: {set}:\n{}", o.stdout);
         }
         assert_eq!(
             caps["CapBnd"],

@@ -256,7 +256,10 @@ fn apply_flags(mut p: Process, f: &ExecFlags) -> Result<Process, Error> {
         p.set_user(user);
     }
     if !f.caps.is_empty() {
-        let mut caps = p.capabilities().clone().unwrap_or_default();
+        // Not oci-spec's default (which grants a few caps in every set): none.
+        let mut caps = p.capabilities().clone().unwrap_or_else(|| {
+            serde_json::from_str("{}").expect("all capability sets are optional")
+        });
         for c in &f.caps {
             let name = if c.starts_with("CAP_") {
                 c.clone()
@@ -271,12 +274,15 @@ fn apply_flags(mut p: Process, f: &ExecFlags) -> Result<Process, Error> {
                 s.insert(cap);
                 Some(s)
             };
-            // As runc: the capability is granted in every set.
+            // As runc since CVE-2022-29162: never inheritable (a program the process
+            // execs must not inherit it); ambient only where the config already made
+            // inheritable capabilities, without which ambient ones cannot be held.
             caps.set_bounding(add(caps.bounding()));
             caps.set_effective(add(caps.effective()));
             caps.set_permitted(add(caps.permitted()));
-            caps.set_inheritable(add(caps.inheritable()));
-            caps.set_ambient(add(caps.ambient()));
+            if caps.inheritable().is_some() {
+                caps.set_ambient(add(caps.ambient()));
+            }
         }
         p.set_capabilities(Some(caps));
     }
