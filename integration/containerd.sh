@@ -5,6 +5,10 @@
 # task exec (plain, -t, -d), task ps, pause/resume, kill (one, --all), delete; and
 # `events --stats` on a container the shim owns. containerd passes
 # `--root <runc-root>/<namespace>` (here under the temp dir) to the runtime.
+# Cgroup manager $RT_CGROUP_MANAGER (lib.sh): with systemd, `ctr run
+# --runc-systemd-cgroup` sets SystemdCgroup in the shim's runc options (the shim then
+# passes --systemd-cgroup) and needs a `slice:prefix:name` cgroup: system.slice:NS:ID,
+# the scope NS-ID.scope; with cgroupfs ctr's default, /NS/ID.
 . "$(dirname "$0")/lib.sh"
 scenario_init containerd
 need_pkgs containerd umoci busybox-static
@@ -40,6 +44,18 @@ CTR=(ctr --address "$C/containerd.sock" --namespace "$NS")
 RUN=("${CTR[@]}" run --runtime io.containerd.runc.v2 --runc-binary "$WRAP" --runc-root "$RUNC_ROOT" --fifo-dir "$T/fifo")
 EXEC=("${CTR[@]}" task exec --fifo-dir "$T/fifo")
 CONTAINERD_PID=
+
+# ctr_run ID: R=(the ctr run command for container ID, with the cgroup manager's options).
+ctr_run() {
+	R=("${RUN[@]}")
+	if [ "$CGROUP_MANAGER" = systemd ]; then
+		R+=(--runc-systemd-cgroup --cgroup "system.slice:$NS:$1")
+	fi
+}
+# cgroup_for ID: the cgroup the container must be in.
+cgroup_for() {
+	if [ "$CGROUP_MANAGER" = systemd ]; then echo "/system.slice/$NS-$1.scope"; else echo "/$NS/$1"; fi
+}
 
 teardown() {
 	if [ -n "$CONTAINERD_PID" ]; then
@@ -90,24 +106,37 @@ check "image import (OCI archive)" --out-re "unpacking $IMG" -- \
 	"${CTR[@]}" image import --base-name localhost/rtint-busybox "$T/image.tar" || fatal "no image"
 
 say "ctr run --rm --runc-binary"
+ctr_run rtint-ctr-rm
 check "run --rm: output and exit code" --rc 7 --out "hello" -- \
-	"${RUN[@]}" --rm "$IMG" rtint-ctr-rm sh -c 'echo hello; exit 7'
+	"${R[@]}" --rm "$IMG" rtint-ctr-rm sh -c 'echo hello; exit 7'
+ctr_run rtint-ctr-env
 check "run --rm: --env and --cwd" --out "bar|/tmp|0" -- \
-	"${RUN[@]}" --rm --env FOO=bar --cwd /tmp "$IMG" rtint-ctr-env sh -c 'echo "$FOO|$(pwd)|$(id -u)"'
-check "run --rm: pid 1 in its own pid namespace" --out "1" -- "${RUN[@]}" --rm "$IMG" rtint-ctr-pid sh -c 'echo $$'
+	"${R[@]}" --rm --env FOO=bar --cwd /tmp "$IMG" rtint-ctr-env sh -c 'echo "$FOO|$(pwd)|$(id -u)"'
+ctr_run rtint-ctr-pid
+check "run --rm: pid 1 in its own pid namespace" --out "1" -- "${R[@]}" --rm "$IMG" rtint-ctr-pid sh -c 'echo $$'
 check "run: the runtime got containerd's --root" --out-re "--root $STATE_ROOT .*create .*rtint-ctr-rm" -- \
 	cat "$T/rt-calls.log"
 
+# The runtime's error reaches ctr (through the shim, from the runtime's --log): here a
+# bind mount whose source is missing, which the init finds only once it mounts.
+ctr_run rtint-ctr-badmount
+check "run: a missing bind mount source fails the create with the runtime's mount error" --rc '*' \
+	--err-re 'OCI runtime create failed' --err-re '/mnt/missing.*([Nn]o such file|ENOENT)|([Nn]o such file|ENOENT).*/mnt/missing|/nonexistent' -- \
+	"${R[@]}" --rm --mount type=bind,src=/nonexistent/rtint,dst=/mnt/missing,options=rbind "$IMG" rtint-ctr-badmount true
+assert_eq "run: the failed create's exit code is not 0" "yes" "$([ "$RC" != 0 ] && echo yes || echo "no: $RC")"
+run "${CTR[@]}" container delete rtint-ctr-badmount
+
 say "a detached task"
 BG=rtint-ctr-bg
-check "run -d" -- "${RUN[@]}" -d "$IMG" $BG sh -c \
+ctr_run $BG
+check "run -d" -- "${R[@]}" -d "$IMG" $BG sh -c \
 	'echo started; trap "echo got TERM; exit 3" TERM; while :; do echo x >>/tmp/ticks; sleep 0.1; done' ||
 	fatal "no detached task"
 check "task ls: running" --out-re "^$BG +[0-9]+ +RUNNING" -- "${CTR[@]}" task ls
 BG_PID=$("${CTR[@]}" task ls | awk -v id=$BG '$1 == id { print $2 }')
 check "runtime state: running, same pid (in containerd's --root)" --out-re '"status": ?"running"' \
 	--out-re "\"pid\": ?$BG_PID," -- "$RT" --root "$STATE_ROOT" state $BG
-check "the init is in the cgroup containerd asked for (/$NS/$BG)" --out-re ":/$NS/$BG\$" -- cat "/proc/$BG_PID/cgroup"
+check_cgroup "the task's init" "$BG_PID" "$(cgroup_for $BG)" "$(cgroup_for $BG)"
 
 check "task exec: output and exit code" --rc 4 --out "exec-out" -- \
 	"${EXEC[@]}" --exec-id e1 $BG sh -c 'echo exec-out; exit 4'
@@ -115,6 +144,8 @@ check "task exec: --cwd and --user" --out "/tmp|65534" -- \
 	"${EXEC[@]}" --exec-id e2 --cwd /tmp --user 65534 $BG sh -c 'echo "$(pwd)|$(id -u)"'
 check "task exec: in the container's pid namespace" --out-re '^sh -c echo started' -- \
 	"${EXEC[@]}" --exec-id e3 $BG sh -c 'tr "\0" " " </proc/1/cmdline'
+check "task exec: in the container's cgroup" --out-re ":$(cgroup_for $BG)\$" -- \
+	"${EXEC[@]}" --exec-id e5 $BG cat /proc/self/cgroup
 # ctr -t needs a terminal on its stdin: script(1) gives it one.
 check "task exec -t: a terminal" --rc 6 --out-re '/dev/pts/[0-9]+' --out-re 'tty-ok' -- \
 	script -qec "$(printf '%q ' "${EXEC[@]}") -t --exec-id e4 $BG sh -c 'tty; [ -t 0 ] && echo tty-ok; sleep 0.5; exit 6'" /dev/null
@@ -147,10 +178,12 @@ retry 10 sh -c "$(printf '%q ' "${CTR[@]}") task ls | grep -Eq '^$BG +[0-9]+ +ST
 check "task ls: stopped" --out-re "^$BG +[0-9]+ +STOPPED" -- "${CTR[@]}" task ls
 check "task delete: exit code 3 from the trap" --err-re "exit code 3\"" -- "${CTR[@]}" task delete $BG
 check "runtime list: the container is gone" --out "" -- "$RT" --root "$STATE_ROOT" list -q
+check_unit_gone "task delete" "$NS-$BG.scope"
 check "container delete" -- "${CTR[@]}" container delete $BG
 
 say "task kill --all"
-check "run -d (two processes)" -- "${RUN[@]}" -d "$IMG" rtint-ctr-all sh -c 'sleep 1000 & sleep 1000'
+ctr_run rtint-ctr-all
+check "run -d (two processes)" -- "${R[@]}" -d "$IMG" rtint-ctr-all sh -c 'sleep 1000 & sleep 1000'
 check "task kill --all --signal SIGKILL" -- "${CTR[@]}" task kill --all --signal SIGKILL rtint-ctr-all
 retry 10 sh -c "$(printf '%q ' "${CTR[@]}") task ls | grep -Eq '^rtint-ctr-all +[0-9]+ +STOPPED'"
 check "task delete: exit code 137" --err-re "exit code 137\"" -- "${CTR[@]}" task delete rtint-ctr-all

@@ -3,19 +3,27 @@
 # A scenario calls `scenario_init NAME`, makes what it needs under $T (a private
 # temp directory), checks things with `check`/`assert_eq`/`assert`, and defines
 # `teardown` (the client-level cleanup a user would do: rm containers, stop the
-# daemon). On exit, lib.sh runs teardown, then verifies that the runtime left
-# nothing behind (containers in its state roots, cgroups named after the
-# containers, mounts under $T, processes using $T), then removes whatever is
+# daemon). On exit, lib.sh runs teardown, checks that each container had been in
+# the cgroup or systemd scope its cgroupsPath names, then verifies that the runtime
+# left nothing behind (containers in its state roots, cgroups named after the
+# containers, with systemd their scopes, mounts under $T, processes using $T),
+# then removes whatever is
 # left anyway (so a failed run leaves nothing either), prints a summary and exits
 # non-zero if any check failed.
 #
-# The client is given $T/bin/rt, a two-line wrapper that appends its arguments
+# The client is given $T/bin/rt, a small wrapper that appends its arguments
 # to $T/rt-calls.log and execs $RT: the log says which containers the client
-# created and with which --root, which the leftover checks use.
+# created and with which --root, which the leftover checks use. It also keeps, in
+# $T/ctrs/, each container's config.json (at create) and its init's /proc/PID/cgroup
+# (at start): at the end every container must have run in the cgroup (cgroupfs) or
+# systemd scope (systemd) that its cgroupsPath names.
 #
 # Environment: RT (runtime binary, default target/debug/rt of this repository),
-# STEP_TIMEOUT (seconds per client command, default 60), KEEP_TMP=1 (keep $T
-# for debugging; nothing else is kept), VERBOSE=1 (print every command).
+# RT_CGROUP_MANAGER (systemd or cgroupfs: the clients' cgroup manager, so the
+# runtime's --systemd-cgroup or not; default systemd when systemd runs, i.e.
+# /run/systemd/system exists, else cgroupfs), STEP_TIMEOUT (seconds per client
+# command, default 60), KEEP_TMP=1 (keep $T for debugging; nothing else is kept),
+# VERBOSE=1 (print every command).
 
 set -u
 
@@ -28,6 +36,10 @@ case $RT in
 *) RT=$(command -v "$RT" || echo "$PWD/$RT") ;;
 esac
 STEP_TIMEOUT=${STEP_TIMEOUT:-60}
+if [ -z "${RT_CGROUP_MANAGER:-}" ]; then
+	if [ -d /run/systemd/system ]; then RT_CGROUP_MANAGER=systemd; else RT_CGROUP_MANAGER=cgroupfs; fi
+fi
+CGROUP_MANAGER=$RT_CGROUP_MANAGER
 
 CHECKS=0
 FAILS=0
@@ -78,13 +90,24 @@ fatal() {
 	exit 1
 }
 
+# took T0: TOOK=" (N.Ns)" if more than a second passed since T0 (microseconds, from
+# EPOCHREALTIME), else empty: check prints it after the description.
+took() {
+	local us=$((${EPOCHREALTIME/./} - $1))
+	TOOK=''
+	[ $us -ge 1000000 ] && TOOK=$(printf ' (%d.%ds)' $((us / 1000000)) $((us % 1000000 / 100000)))
+	return 0
+}
+
 # run CMD...: run a command with a timeout and no stdin; sets RC, OUT (stdout,
 # carriage returns dropped, trailing newlines trimmed), ERR and CMD_TEXT.
 run() {
 	CMD_TEXT=$(printf '%q ' "$@")
 	[ "${VERBOSE:-}" = 1 ] && say "+ $CMD_TEXT"
+	local t0=${EPOCHREALTIME/./}
 	timeout -k 5 "$STEP_TIMEOUT" "$@" </dev/null >"$T/.out" 2>"$T/.err"
 	RC=$?
+	took "$t0"
 	OUT=$(tr -d '\r' <"$T/.out")
 	ERR=$(tr -d '\r' <"$T/.err")
 	if [ "$RC" = 124 ]; then ERR="$ERR
@@ -116,8 +139,10 @@ check() {
 	if [ $have_stdin = 1 ]; then
 		CMD_TEXT="printf %s $(quote "$stdin") | $(printf '%q ' "$@")"
 		[ "${VERBOSE:-}" = 1 ] && say "+ $CMD_TEXT"
+		local t0=${EPOCHREALTIME/./}
 		printf '%s' "$stdin" | timeout -k 5 "$STEP_TIMEOUT" "$@" >"$T/.out" 2>"$T/.err"
 		RC=$?
+		took "$t0"
 		OUT=$(tr -d '\r' <"$T/.out")
 		ERR=$(tr -d '\r' <"$T/.err")
 	else
@@ -150,11 +175,11 @@ check() {
 		grep -Eq -- "$re" <<<"$ERR" && why+=("stderr !/$re/")
 	done
 	if [ ${#why[@]} = 0 ]; then
-		pass "$desc"
+		pass "$desc$TOOK"
 		return 0
 	fi
 	local IFS=';'
-	fail "$desc" "command:  $CMD_TEXT" "expected: ${want[*]}" \
+	fail "$desc$TOOK" "command:  $CMD_TEXT" "expected: ${want[*]}" \
 		"got:      exit code $RC, stdout $(quote "$(head -c 2000 <<<"$OUT")")" \
 		"stderr:   $(head -c 3000 <<<"$ERR")"
 	return 1
@@ -185,18 +210,29 @@ retry() {
 
 # --- environment ---------------------------------------------------------
 
-# need_pkgs PKG...: install the Debian packages that are missing (apt-get update first).
+# need_pkgs PKG...: install the Debian packages that are missing (apt-get update first);
+# nothing happens when all are there. Where they cannot be installed (no apt-get, no
+# network, a hack/vm guest) the scenario fails, naming them.
 need_pkgs() {
 	local p missing=()
 	for p in "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 	done
 	[ ${#missing[@]} = 0 ] && return 0
+	if [ -n "${RTVM_FLAVOUR:-}" ]; then # hack/vm's guests have no network
+		fail "packages installed: ${missing[*]}" \
+			"missing in the hack/vm guest image, which has no network: add them to PACKAGES in hack/vm"
+		fatal "missing packages"
+	fi
+	if ! command -v apt-get >/dev/null; then
+		fail "packages installed: ${missing[*]}" "missing, and no apt-get to install them: install them first"
+		fatal "missing packages"
+	fi
 	say "installing ${missing[*]}"
-	if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } \
-		>"$T/apt.log" 2>&1; then
+	if ! { timeout 300 apt-get update -qq &&
+		DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "${missing[@]}"; } >"$T/apt.log" 2>&1; then
 		tail -20 "$T/apt.log"
-		fail "install ${missing[*]}" "apt-get failed (see above)"
+		fail "packages installed: ${missing[*]}" "missing, and apt-get could not install them (see above): install them first"
 		fatal "missing packages"
 	fi
 }
@@ -221,24 +257,72 @@ scenario_init() {
 		echo "[$SCENARIO] FAIL: runtime binary $RT not found (cargo build -p rt, or set RT=/path/to/runtime)" >&2
 		exit 1
 	fi
+	case $CGROUP_MANAGER in
+	cgroupfs) ;;
+	systemd)
+		if [ ! -d /run/systemd/system ] || ! command -v systemctl >/dev/null; then
+			echo "[$SCENARIO] FAIL: RT_CGROUP_MANAGER=systemd, but systemd is not running here" >&2
+			exit 1
+		fi
+		;;
+	*)
+		echo "[$SCENARIO] FAIL: RT_CGROUP_MANAGER=$CGROUP_MANAGER: expected systemd or cgroupfs" >&2
+		exit 1
+		;;
+	esac
 	T=$(mktemp -d "/tmp/rtint-$SCENARIO.XXXXXX")
 	chmod 755 "$T"
 	trap scenario_exit EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
-	mkdir -p "$T/bin" "$T/tmp"
-	cat >"$T/bin/rt" <<EOF
-#!/bin/sh
-printf '%s\n' "\$*" >>'$T/rt-calls.log'
-exec '$RT' "\$@"
+	mkdir -p "$T/bin" "$T/tmp" "$T/ctrs"
+	{
+		printf "#!/bin/sh\nW_T='%s'\nW_RT='%s'\n" "$T" "$RT"
+		cat <<'EOF'
+# The runtime, as the integration scenario's client sees it: logs the call, keeps
+# what the cgroup checks need (at create: config.json, the caller's cgroup, whether
+# --systemd-cgroup was given; at start: the init's cgroup), execs it.
+printf '%s\n' "$*" >>"$W_T/rt-calls.log"
+sub='' skip='' prev='' id='' bundle='' pidfile='' systemd=''
+for a; do
+	if [ -z "$sub" ]; then # global options, then the command
+		if [ -n "$skip" ]; then skip=''; continue; fi
+		case $a in
+		--root | --log | --log-format | --criu) skip=1 ;;
+		--systemd-cgroup) systemd=1 ;;
+		-*) ;;
+		*) sub=$a ;;
+		esac
+	else
+		case $prev in --bundle | -b) bundle=$a ;; --pid-file) pidfile=$a ;; esac
+		case $a in --bundle=*) bundle=${a#*=} ;; --pid-file=*) pidfile=${a#*=} ;; esac
+	fi
+	prev=$a id=$a
+done
+case $sub in
+create | run)
+	cp "${bundle:-.}/config.json" "$W_T/ctrs/$id.json" 2>/dev/null
+	cat /proc/self/cgroup >"$W_T/ctrs/$id.caller"
+	if [ -n "$systemd" ]; then : >"$W_T/ctrs/$id.systemd"; else rm -f "$W_T/ctrs/$id.systemd"; fi
+	[ -n "$pidfile" ] && printf '%s\n' "$pidfile" >"$W_T/ctrs/$id.pidfile"
+	;;
+start)
+	if [ -s "$W_T/ctrs/$id.pidfile" ]; then
+		pid=$(cat "$(cat "$W_T/ctrs/$id.pidfile")" 2>/dev/null)
+		[ -n "$pid" ] && cat "/proc/$pid/cgroup" >"$W_T/ctrs/$id.cgroup" 2>/dev/null
+	fi
+	;;
+esac
+exec "$W_RT" "$@"
 EOF
+	} >"$T/bin/rt"
 	chmod 755 "$T/bin/rt"
 	: >"$T/rt-calls.log"
 	WRAP=$T/bin/rt
 	RT_DEFAULT_ROOT=$(rt_default_root)
 	[ -n "$RT_DEFAULT_ROOT" ] || RT_DEFAULT_ROOT=/run/rt
 	RT_VERSION=$("$RT" --version 2>&1 | head -1)
-	say "runtime $RT ($RT_VERSION), default root $RT_DEFAULT_ROOT, temp dir $T"
+	say "runtime $RT ($RT_VERSION), default root $RT_DEFAULT_ROOT, cgroup manager $CGROUP_MANAGER, temp dir $T"
 	# What exists before we start, so that only what we create is removed.
 	HOST_PATHS_BEFORE=()
 	local p
@@ -249,9 +333,11 @@ EOF
 }
 
 # cgroup_parents DIR...: note the client's parent cgroups (e.g. libpod_parent) that
-# do not exist yet, to remove them at the end.
+# do not exist yet, to remove them at the end (cgroupfs only: with systemd the
+# parents are slices, systemd's to keep or drop).
 cgroup_parents() {
 	local p h
+	[ "$CGROUP_MANAGER" = systemd ] && return 0
 	for p in "$@"; do
 		for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
 			[ -d "$h" ] && [ ! -e "$h/$p" ] && [ -e "$h/cgroup.procs" ] && CGROUP_PARENTS+=("$h/$p")
@@ -305,6 +391,156 @@ procs_using_tmp() {
 	done
 }
 
+# --- cgroups and systemd scopes -------------------------------------------------
+
+# cgroup_of FILE: a process's cgroup in the hierarchy that tells, from (a copy of) its
+# /proc/PID/cgroup: the unified one on cgroup v2, else systemd's (name=systemd) with
+# the systemd manager, else the memory controller's.
+cgroup_of() {
+	if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+		sed -n 's/^0:://p' "$1"
+	elif [ "$CGROUP_MANAGER" = systemd ]; then
+		sed -n 's/^[0-9]*:name=systemd://p' "$1"
+	else
+		grep -E '^[0-9]+:([^:]*,)?memory(,[^:]*)?:' "$1" | cut -d: -f3
+	fi 2>/dev/null | head -1
+}
+
+# slice_path SLICE: where systemd puts a slice's cgroup (a-b.slice: /a.slice/a-b.slice).
+slice_path() {
+	local part acc='' p=''
+	[ "$1" = -.slice ] && return 0
+	local IFS=-
+	for part in ${1%.slice}; do
+		acc=${acc:+$acc-}$part
+		p=$p/$acc.slice
+	done
+	printf '%s\n' "$p"
+}
+
+# expected_cgroup DRIVER CGROUPS_PATH ID CALLER: the cgroup (a bash pattern) that a
+# container with this cgroupsPath must be in, by runc's rules, when the runtime was
+# called from the cgroup CALLER. DRIVER systemd (--systemd-cgroup): `slice:prefix:name`
+# is the scope prefix-name.scope in the slice (an empty slice is system.slice; a name
+# ending in .slice is a slice of its own); no cgroupsPath, a scope named after the
+# container in system.slice (runc-ID.scope; the prefix is the runtime's). DRIVER
+# cgroupfs: an absolute path is itself; a relative one (no cgroupsPath: the ID) is
+# below the caller's cgroup on cgroup v1, and on v2 below the caller's parent (runc's
+# fs2 driver: the caller's own cgroup holds processes, so its children could have
+# no controllers).
+expected_cgroup() {
+	local driver=$1 cgp=$2 id=$3 caller=$4 slice prefix name
+	if [ "$driver" = systemd ]; then
+		if [ -z "$cgp" ]; then
+			printf '/system.slice/*%s.scope\n' "$id"
+			return 0
+		fi
+		IFS=: read -r slice prefix name <<<"$cgp"
+		[ -n "$slice" ] || slice=system.slice
+		[ -n "$name" ] || name=$id
+		case $name in
+		*.slice) slice_path "$name" ;;
+		*) printf '%s/%s%s.scope\n' "$(slice_path "$slice")" "${prefix:+$prefix-}" "$name" ;;
+		esac
+	else
+		case $cgp in
+		/*) printf '%s\n' "$cgp" ;;
+		*)
+			[ -n "$caller" ] || return 0
+			[ -e /sys/fs/cgroup/cgroup.controllers ] && caller=$(dirname "$caller")
+			printf '%s/%s\n' "${caller%/}" "${cgp:-$id}"
+			;;
+		esac
+	fi
+}
+
+# spec_cgroups_path FILE: linux.cgroupsPath of a config.json (empty if none).
+spec_cgroups_path() {
+	grep -o '"cgroupsPath": *"[^"]*"' "$1" 2>/dev/null | head -1 | sed 's/^.*: *"//; s/"$//'
+}
+
+# check_container_cgroups: every container the client started was (its init, between
+# create and start, as the wrapper saw it) in the cgroup, or with --systemd-cgroup the
+# systemd scope, that its cgroupsPath names (expected_cgroup). With the systemd
+# manager, the containers started with --systemd-cgroup are counted apart: a client
+# may leave the choice to the runtime's default (buildah bud does).
+check_container_cgroups() {
+	local f id have want cgp driver n=0 nsd=0 bad=() caller
+	for f in "$T"/ctrs/*.cgroup; do
+		[ -s "$f" ] || continue
+		id=${f##*/}
+		id=${id%.cgroup}
+		have=$(cgroup_of "$f")
+		cgp=$(spec_cgroups_path "$T/ctrs/$id.json")
+		driver=cgroupfs
+		[ -e "$T/ctrs/$id.systemd" ] && driver=systemd && nsd=$((nsd + 1))
+		caller=$(cgroup_of "$T/ctrs/$id.caller")
+		want=$(expected_cgroup "$driver" "$cgp" "$id" "$caller")
+		n=$((n + 1))
+		# shellcheck disable=SC2053 # $want is a pattern
+		[[ -n $want && $have == $want ]] ||
+			bad+=("$id ($driver driver, cgroupsPath \"$cgp\", called from ${caller:-?}): in ${have:-(no cgroup)}, expected ${want:-?}")
+	done
+	local desc="every started container ran in the cgroup (systemd scope with --systemd-cgroup) its cgroupsPath names"
+	if [ $n = 0 ]; then
+		if ! grep -qE '(^| )(create|run) ' "$T/rt-calls.log"; then
+			say "no container was created: no cgroup to check"
+			return 0
+		fi
+		fail "$desc" "no container to check: the wrapper recorded none at start"
+	elif [ ${#bad[@]} = 0 ]; then
+		pass "$desc ($n checked, $nsd with --systemd-cgroup)"
+	else
+		fail "$desc" "${bad[@]}"
+	fi
+	if [ "$CGROUP_MANAGER" = systemd ]; then
+		assert_eq "with the systemd manager the client passed --systemd-cgroup (containers with, of all started)" \
+			"yes" "$([ $nsd -gt 0 ] && echo yes || echo "none of $n")"
+	fi
+}
+
+# leftover_units: systemd units still loaded (in any state: active, failed...) for the
+# containers: the scopes they ran in, and any unit named after one (e.g. podman's
+# libpod-conmon-ID.scope).
+leftover_units() {
+	[ "$CGROUP_MANAGER" = systemd ] || return 0
+	local units f u id
+	units=$(systemctl list-units --all --plain --no-legend --full 2>/dev/null | awk '{ print $1 }')
+	{
+		for f in "$T"/ctrs/*.cgroup; do
+			[ -s "$f" ] && [ -e "${f%.cgroup}.systemd" ] || continue
+			u=$(cgroup_of "$f")
+			u=${u##*/}
+			case $u in *.scope) grep -xF -- "$u" <<<"$units" ;; esac
+		done
+		while read -r _ id; do
+			[ -n "$id" ] && grep -F -- "$id" <<<"$units"
+		done < <(created_containers)
+	} | sort -u
+}
+
+# check_cgroup DESC PID SYSTEMD_CGROUP CGROUPFS_CGROUP: the process is in the cgroup the
+# client asked for: with systemd, SYSTEMD_CGROUP (.../UNIT.scope), and systemd has the
+# unit active on that cgroup; with cgroupfs, CGROUPFS_CGROUP.
+check_cgroup() {
+	local desc=$1 pid=$2 sd=$3 fs=$4 have
+	have=$(cgroup_of "/proc/$pid/cgroup")
+	if [ "$CGROUP_MANAGER" = systemd ]; then
+		assert_eq "$desc: in the systemd scope ${sd##*/}" "$sd" "$have" "(/proc/$pid/cgroup)"
+		check "$desc: systemd has ${sd##*/} active, on that cgroup" \
+			--out-re '^ActiveState=active$' --out-re "^ControlGroup=$sd\$" -- \
+			systemctl show -p ActiveState -p ControlGroup "${sd##*/}"
+	else
+		assert_eq "$desc: in the cgroup $fs" "$fs" "$have" "(/proc/$pid/cgroup)"
+	fi
+}
+
+# check_unit_gone DESC UNIT: (systemd) systemd no longer has the unit, in any state.
+check_unit_gone() {
+	[ "$CGROUP_MANAGER" = systemd ] || return 0
+	check "$1: systemd no longer has $2" --out "" -- systemctl list-units --all --plain --no-legend --full "$2"
+}
+
 # Containers, cgroups and mounts that the client and runtime should have removed.
 check_leftovers() {
 	say "checking that nothing is left behind (roots used: $(roots_used))"
@@ -329,6 +565,13 @@ check_leftovers() {
 		"(containers created: $(grep -c . <<<"$ids"))"
 	assert_eq "no cgroup left named after a container" "" "${cg[*]-}"
 	unset IFS
+	if [ "$CGROUP_MANAGER" = systemd ]; then
+		local units u
+		units=$(leftover_units | while read -r u; do
+			printf '%s (%s) ' "$u" "$(systemctl is-active "$u" 2>/dev/null)"
+		done)
+		assert_eq "no systemd unit left for a container (scopes stopped and gone)" "" "${units% }"
+	fi
 	local mnts
 	mnts=$(mounts_under_tmp | grep -vxF -f <(printf '%s\n' ${ALLOWED_MOUNTS[@]+"${ALLOWED_MOUNTS[@]}"}) | tr '\n' ',')
 	assert_eq "no mount left under $T" "" "${mnts%,}"
@@ -348,6 +591,12 @@ force_cleanup() {
 	done < <(created_containers)
 	for p in $(procs_using_tmp); do kill -KILL "$p" 2>/dev/null; done
 	sleep 0.2
+	if [ "$CGROUP_MANAGER" = systemd ]; then
+		for m in $(leftover_units); do
+			timeout 20 systemctl stop "$m" >/dev/null 2>&1
+			timeout 20 systemctl reset-failed "$m" >/dev/null 2>&1
+		done
+	fi
 	for m in $(mounts_under_tmp); do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
 	# Cgroups named after containers, then the parents the client made.
 	while read -r root id; do
@@ -379,6 +628,7 @@ scenario_exit() {
 			say "teardown"
 			teardown
 		fi
+		check_container_cgroups
 		check_leftovers
 		force_cleanup
 	fi
@@ -421,8 +671,10 @@ make_rootfs_tar() {
 }
 
 # write_containers_conf DIR: a private containers.conf and storage.conf for podman and
-# buildah (runtime "rt" = the wrapper, JSON logs for it, cgroupfs, no network, storage,
-# temp files and events in DIR); exports CONTAINERS_CONF, CONTAINERS_STORAGE_CONF, TMPDIR.
+# buildah (runtime "rt" = the wrapper, JSON logs for it, $CGROUP_MANAGER, no network,
+# storage, temp files and events in DIR); exports CONTAINERS_CONF,
+# CONTAINERS_STORAGE_CONF, TMPDIR. With systemd podman passes --systemd-cgroup and
+# cgroupsPath machine.slice:libpod:ID (scope libpod-ID.scope in machine.slice).
 write_containers_conf() {
 	local dir=$1 hn
 	hn=$(ulimit -Hn)
@@ -437,7 +689,7 @@ netns = "none"
 network_config_dir = "$dir/networks"
 
 [engine]
-cgroup_manager = "cgroupfs"
+cgroup_manager = "$CGROUP_MANAGER"
 events_logger = "file"
 tmp_dir = "$dir/tmp"
 runtime = "rt"

@@ -2,7 +2,9 @@
 # podman.sh -- podman drives the runtime: run (output, exit codes, -e/-w/-u, -i, -t),
 # detached containers and logs, exec (plain, -t, -d), pause/unpause, update --memory,
 # kill, stop, rm. Private storage and containers.conf; podman passes no --root, so the
-# runtime uses its default root (/run/rt for rt).
+# runtime uses its default root (/run/rt for rt). Cgroup manager $RT_CGROUP_MANAGER
+# (lib.sh): with systemd podman passes --systemd-cgroup and cgroupsPath
+# machine.slice:libpod:ID, so each container is in the scope libpod-ID.scope.
 . "$(dirname "$0")/lib.sh"
 scenario_init podman
 need_pkgs podman netavark conmon busybox-static
@@ -27,7 +29,15 @@ check "podman import a busybox rootfs" -- "${PM[@]}" import --change 'CMD ["/bin
 say "podman run --rm"
 check "run: output" --out "hello" -- "${PM[@]}" run --rm "$IMG" echo hello
 check "podman calls the runtime with --log FILE --log-format=json and no --root" \
-	--out-re '^--log-format=json --log [^ ]+ create --bundle ' --out-not-re '--root' -- cat "$T/rt-calls.log"
+	--out-re '^(--systemd-cgroup )?--log-format=json --log [^ ]+ create --bundle ' --out-not-re '--root' -- cat "$T/rt-calls.log"
+if [ "$CGROUP_MANAGER" = systemd ]; then
+	check "podman (cgroup_manager systemd) passes --systemd-cgroup and a machine.slice:libpod:ID cgroupsPath" \
+		--out-re '^--systemd-cgroup .* create ' -- cat "$T/rt-calls.log"
+	check "... the cgroupsPath" --out-re '^machine\.slice:libpod:[0-9a-f]{64}$' -- \
+		sh -c "grep -ho '\"cgroupsPath\": *\"[^\"]*\"' '$T'/ctrs/*.json | head -1 | sed 's/^.*: *\"//; s/\"\$//'"
+else
+	check "podman (cgroup_manager cgroupfs) passes no --systemd-cgroup" --out-not-re '--systemd-cgroup' -- cat "$T/rt-calls.log"
+fi
 check "run: exit code passed through" --rc 42 -- "${PM[@]}" run --rm "$IMG" sh -c 'exit 42'
 check "run: -e, -w, -u UID:GID" --out "bar|/tmp|1000:1000" -- \
 	"${PM[@]}" run --rm -e FOO=bar -w /tmp -u 1000:1000 "$IMG" sh -c 'echo "$FOO|$(pwd)|$(id -u):$(id -g)"'
@@ -64,6 +74,8 @@ check "inspect: running" --out "running" -- "${PM[@]}" inspect -f '{{.State.Stat
 check "runtime state: running (default root, as podman passes no --root)" --out-re '"status": ?"running"' -- \
 	"$RT" state "$BG_ID"
 BG_PID=$("${PM[@]}" inspect -f '{{.State.Pid}}' $BG)
+BG_UNIT=libpod-$BG_ID.scope
+check_cgroup "run -d: the container" "$BG_PID" "/machine.slice/$BG_UNIT" "/libpod_parent/libpod-$BG_ID"
 check "exec: output and exit code" --rc 5 --out "exec-out" -- "${PM[@]}" exec $BG sh -c 'echo exec-out; exit 5'
 check "exec: -e, -w, -u" --out "1|/tmp|1000" -- "${PM[@]}" exec -e X=1 -w /tmp -u 1000 $BG sh -c 'echo "$X|$(pwd)|$(id -u)"'
 check "exec: in the container's pid namespace" --out-re '^sh -c echo started' -- "${PM[@]}" exec $BG sh -c 'tr "\0" " " </proc/1/cmdline'
@@ -88,6 +100,10 @@ assert_eq "unpause: the container's processes run again (ticks again within 5 s)
 check "update --memory 64m" -- "${PM[@]}" update --memory 64m $BG
 mem=$(cgroup_file "$BG_PID" memory memory.limit_in_bytes memory.max)
 assert_eq "update: the container's cgroup has the new memory limit ($mem)" "67108864" "$(cat "$mem" 2>&1)"
+if [ "$CGROUP_MANAGER" = systemd ]; then
+	check "update: systemd's unit has it too (MemoryMax of $BG_UNIT)" --out "MemoryMax=67108864" -- \
+		systemctl show -p MemoryMax "$BG_UNIT"
+fi
 
 check "stop: SIGTERM, trapped" --out "$BG" -- "${PM[@]}" stop --time 10 $BG
 check "stop: exit code of the trap" --out "exited 3" -- "${PM[@]}" inspect -f '{{.State.Status}} {{.State.ExitCode}}' $BG
@@ -95,6 +111,7 @@ check "stop: the trap's output is in the logs" --out $'started\ngot TERM' -- "${
 check "rm" --out "$BG" -- "${PM[@]}" rm $BG
 check "rm: gone from podman ps -a" --out "" -- "${PM[@]}" ps -a -q --filter name=$BG
 check "rm: gone from the runtime's list" --out-not-re "$BG_ID" -- "$RT" list -q
+check_unit_gone "rm" "$BG_UNIT"
 
 say "podman kill, stop with SIGKILL fallback, rm -f"
 check "run -d (for kill)" --out-re '^[0-9a-f]{64}$' -- "${PM[@]}" run -d --name rtint-podman-kill "$IMG" sleep 1000
@@ -114,4 +131,5 @@ check "run -d (for rm -f)" --out-re '^[0-9a-f]{64}$' -- "${PM[@]}" run -d --name
 RMF_ID=$OUT
 check "rm -f: a running container" --out "rtint-podman-rmf" -- "${PM[@]}" rm --force --time 0 rtint-podman-rmf
 check "rm -f: gone from the runtime's list" --out-not-re "$RMF_ID" -- "$RT" list -q
+check_unit_gone "rm -f" "libpod-$RMF_ID.scope"
 check "no containers left in podman ps -a" --out "" -- "${PM[@]}" ps -a -q

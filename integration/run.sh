@@ -2,12 +2,18 @@
 # run.sh [SCENARIO...] -- run the integration scenarios (default: all) one after the
 # other against $RT (default: target/debug/rt), print a summary, exit non-zero if any
 # failed. A scenario is a script in this directory: podman, containerd, buildah.
-# Each one is given SCENARIO_TIMEOUT seconds (default 300).
+# Each one is given SCENARIO_TIMEOUT seconds (default 300). RT_CGROUP_MANAGER
+# (systemd|cgroupfs; default systemd where systemd runs) picks the clients' cgroup
+# manager (see lib.sh).
 set -u
 dir=$(cd "$(dirname "$0")" && pwd)
 all=(podman containerd buildah)
 [ $# -gt 0 ] && all=("$@")
 export RT=${RT:-$(dirname "$dir")/target/debug/rt}
+if [ -z "${RT_CGROUP_MANAGER:-}" ]; then
+	if [ -d /run/systemd/system ]; then RT_CGROUP_MANAGER=systemd; else RT_CGROUP_MANAGER=cgroupfs; fi
+fi
+export RT_CGROUP_MANAGER
 
 passed=() failed=() skipped=()
 start=$SECONDS
@@ -32,7 +38,7 @@ for s in "${all[@]}"; do
 done
 
 echo
-echo "=== integration summary (RT=$RT, $((SECONDS - start))s)"
+echo "=== integration summary (RT=$RT, cgroup manager $RT_CGROUP_MANAGER, $((SECONDS - start))s)"
 for s in ${passed[@]+"${passed[@]}"}; do echo "  passed:  $s"; done
 for s in ${skipped[@]+"${skipped[@]}"}; do echo "  skipped: $s (needs root)"; done
 for s in ${failed[@]+"${failed[@]}"}; do echo "  FAILED:  $s"; done
