@@ -58,6 +58,9 @@ pub struct LayerWriter<W: Write> {
     compression: Compression,
     /// First path seen of each multiply-linked inode, for hardlink entries.
     links: HashMap<(u64, u64), Vec<u8>>,
+    /// Timestamps later than this are written as this (SOURCE_DATE_EPOCH),
+    /// so rebuilding the same content gives the same bytes.
+    clamp_mtime: Option<u64>,
 }
 
 const OPAQUE: &[u8] = b"trusted.overlay.opaque";
@@ -81,7 +84,19 @@ impl<W: Write> LayerWriter<W> {
             tar,
             compression,
             links: HashMap::new(),
+            clamp_mtime: None,
         })
+    }
+
+    /// Writes no timestamp later than `epoch` (seconds), as
+    /// `SOURCE_DATE_EPOCH` asks of reproducible builds.
+    pub fn clamp_mtime(&mut self, epoch: Option<u64>) {
+        self.clamp_mtime = epoch;
+    }
+
+    fn mtime(&self, t: i64) -> u64 {
+        let t = t.max(0) as u64;
+        self.clamp_mtime.map_or(t, |c| t.min(c))
     }
 
     /// Appends an entry with a header of the caller's making.
@@ -138,7 +153,7 @@ impl<W: Write> LayerWriter<W> {
         h.set_mode(md.mode() & 0o7777);
         h.set_uid(md.uid().into());
         h.set_gid(md.gid().into());
-        h.set_mtime(md.mtime().max(0) as u64);
+        h.set_mtime(self.mtime(md.mtime()));
         h.set_size(0);
         let ft = md.file_type();
         // xattrs go in a PAX header just before the entry
@@ -154,6 +169,9 @@ impl<W: Write> LayerWriter<W> {
                 }
             }
         }
+        // listxattr's order is the filesystem's; sorted, the layer depends
+        // only on the content.
+        pax.sort();
         if !pax.is_empty() {
             self.tar
                 .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
