@@ -8,3 +8,19 @@ pub mod dockerfile;
 pub mod error;
 
 pub use error::{Error, Result};
+pub mod build;
+pub mod commit;
+pub mod context;
+pub mod copy;
+pub mod image;
+pub mod mounts;
+pub mod output;
+pub mod progress;
+pub mod run;
+mod steps;
+pub mod store;
+pub mod workspace;
+
+pub use build::{build, BuildOptions, Built};
+pub use rt_image::layer;
+pub use rt_image::ImageRef;

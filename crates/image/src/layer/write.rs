@@ -129,6 +129,9 @@ impl<W: Write> LayerWriter<W> {
         h.set_mode(0o644);
         h.set_size(0);
         h.set_mtime(0);
+        // Empty numeric fields are not numbers to strict readers.
+        h.set_uid(0);
+        h.set_gid(0);
         self.append(&mut h, p.as_os_str().as_bytes(), io::empty())
     }
 

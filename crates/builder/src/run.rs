@@ -1,0 +1,169 @@
+//! RUN through an OCI runtime: a bundle whose config.json comes from the
+//! image config (env, workdir, user resolved in the rootfs) via rt-image,
+//! in a new network namespace unless the step asks for the host's, run by
+//! `RUNTIME --root DIR run --bundle B ID` with the output streamed.
+//! The runtime's state directory is inside the step's workspace, so
+//! nothing of it outlives the step; an interrupted step's container is
+//! deleted with `delete --force` before the workspace goes.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rt_image::config::{runtime_spec, ConfigOptions};
+use rt_image::oci::ImageConfiguration;
+use rt_spec::runtime::{LinuxNamespaceType, Mount};
+
+use crate::error::{Context, Error, Result};
+use crate::workspace::Workspace;
+
+static INTERRUPTED: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+
+/// Makes SIGINT, SIGTERM and SIGHUP set a flag instead of killing the
+/// builder, so it can take down the container, mounts and temporary
+/// directories first. The runtime gets the terminal's SIGINT itself.
+pub fn catch_signals() -> Result<()> {
+    let flag = INTERRUPTED.get_or_init(|| Arc::new(AtomicBool::new(false)));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, flag.clone()).ctx(|| format!("catch signal {sig}"))?;
+    }
+    Ok(())
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.get().is_some_and(|f| f.load(Ordering::Relaxed))
+}
+
+pub fn check_interrupted() -> Result<()> {
+    if interrupted() {
+        Err(Error::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+/// Everything but the image config that a RUN container needs.
+pub struct RunSpec {
+    pub argv: Vec<String>,
+    /// Variables added to the image's Env (build args).
+    pub env: Vec<String>,
+    pub network_host: bool,
+    pub mounts: Vec<Mount>,
+}
+
+/// The bundle's config for `spec`.
+pub fn container_config(
+    ws: &Workspace,
+    image: &ImageConfiguration,
+    spec: &RunSpec,
+) -> Result<rt_spec::runtime::Spec> {
+    let root = ws.root_fd()?;
+    let opts = ConfigOptions {
+        entrypoint: Some(spec.argv.clone()),
+        cmd: Some(Vec::new()),
+        env: spec.env.clone(),
+        hostname: Some("rt-build".into()),
+        ..ConfigOptions::default()
+    };
+    let mut s = runtime_spec(image, root.as_fd(), &opts)?;
+    if let Some(linux) = s.linux_mut() {
+        if spec.network_host {
+            if let Some(ns) = linux.namespaces_mut() {
+                ns.retain(|n| n.typ() != LinuxNamespaceType::Network);
+            }
+        }
+        linux.set_cgroups_path(None);
+    }
+    let mut mounts = s.mounts().clone().unwrap_or_default();
+    mounts.extend(spec.mounts.iter().cloned());
+    s.set_mounts(Some(mounts));
+    // Paths the image spec asked to be resolved: keep the rootfs relative.
+    if let Some(r) = s.root_mut() {
+        r.set_path(PathBuf::from("rootfs"));
+    }
+    Ok(s)
+}
+
+/// Runs the container and waits for it.
+pub fn run(ws: &Workspace, runtime: &Path, config: &rt_spec::runtime::Spec) -> Result<ExitStatus> {
+    let cfg = ws.bundle.join(rt_spec::CONFIG_FILE);
+    std::fs::write(&cfg, rt_spec::to_json(config)).ctx(|| format!("write {}", cfg.display()))?;
+    let state = ws.dir.join("state");
+    std::fs::create_dir_all(&state).ctx(|| format!("create {}", state.display()))?;
+    let id = ws
+        .dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "rt-build".into());
+    let mut guard = Container {
+        runtime,
+        state: &state,
+        id: &id,
+    };
+    let mut child = Command::new(runtime)
+        .arg("--root")
+        .arg(&state)
+        .arg("run")
+        .arg("--bundle")
+        .arg(&ws.bundle)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .spawn()
+        .ctx(|| format!("start runtime {}", runtime.display()))?;
+    let status = child
+        .wait()
+        .ctx(|| format!("wait for runtime {}", runtime.display()))?;
+    guard.delete();
+    check_interrupted()?;
+    Ok(status)
+}
+
+/// Deletes the container if the runtime left its state behind.
+struct Container<'a> {
+    runtime: &'a Path,
+    state: &'a Path,
+    id: &'a str,
+}
+
+impl Container<'_> {
+    fn delete(&mut self) {
+        if self.state.join(self.id).exists() {
+            let _ = Command::new(self.runtime)
+                .arg("--root")
+                .arg(self.state)
+                .args(["delete", "--force", self.id])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for Container<'_> {
+    fn drop(&mut self) {
+        self.delete();
+    }
+}
+
+/// `runtime` as given, else the `rt` beside the running binary.
+pub fn default_runtime() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("rt")))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("rt"))
+}
+
+/// Marks every descriptor above stderr close-on-exec, so none the builder
+/// inherited reaches a runtime or a RUN step.
+pub fn seal_fds() -> Result<()> {
+    rt_sys::fd::cloexec_from(3, &[])
+        .map_err(|e| Error::Usage(format!("mark descriptors close-on-exec: {e}")))
+}

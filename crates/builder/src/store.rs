@@ -1,0 +1,291 @@
+//! The local image store: one directory that is at once an OCI image layout
+//! (blobs, index.json naming the tagged images, so `oci:STORE:NAME` works
+//! for rt-unpack, skopeo and podman), rt-image's extracted-layer store
+//! (`layers/`, `tmp/`), and the build cache (`cache/`, step key to the
+//! manifest of the image after that step). Intermediate images are blobs
+//! only: index.json lists what was tagged.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use rt_image::image::REF_NAME;
+use rt_image::layer::Compression;
+use rt_image::layout::LayoutWriter;
+use rt_image::oci::Descriptor;
+use rt_image::store::LayerStore;
+use rt_image::{Digest, Image, ImageRef, Platform};
+use serde_json::{json, Value};
+
+use crate::error::{Context, Error, Result};
+use crate::image::{ImageState, Layer};
+
+pub const DEFAULT_STORE: &str = "/var/lib/rt/store";
+const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+
+pub struct Store {
+    root: PathBuf,
+    layout: LayoutWriter,
+    layers: LayerStore,
+}
+
+/// A tagged image of the store.
+#[derive(Clone, Debug)]
+pub struct Tagged {
+    pub name: String,
+    pub manifest: Digest,
+    pub size: u64,
+}
+
+/// `name` with `:latest` when it has no tag (a `:` after the last `/`).
+pub fn normalize(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') || name.contains('@') {
+        name.to_owned()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+impl Store {
+    pub fn open(root: &Path) -> Result<Store> {
+        let layers = LayerStore::open(root)?;
+        let root = layers.path().to_owned();
+        let layout = LayoutWriter::create(&root)?;
+        fs::create_dir_all(root.join("cache"))
+            .ctx(|| format!("create {}/cache", root.display()))?;
+        Ok(Store {
+            root,
+            layout,
+            layers,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn layout(&self) -> &LayoutWriter {
+        &self.layout
+    }
+
+    pub fn layers(&self) -> &LayerStore {
+        &self.layers
+    }
+
+    /// Where temporary trees live: on the store's filesystem, so upper
+    /// directories can be renamed into `layers/`.
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root.join(d.blob_path())
+    }
+
+    pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
+        let p = self.blob_path(d);
+        let data = fs::read(&p).ctx(|| format!("read {}", p.display()))?;
+        if &Digest::sha256(&data) != d {
+            return Err(Error::Usage(format!(
+                "{}: content does not match its digest",
+                p.display()
+            )));
+        }
+        Ok(data)
+    }
+
+    /// Writes `state`'s config and a manifest for it; returns the manifest's
+    /// descriptor (not tagged).
+    pub fn save(&self, state: &ImageState) -> Result<Descriptor> {
+        let config = state.config_bytes();
+        let (cd, csize) = self.layout.put_blob(&config)?;
+        let layers: Vec<Value> = state
+            .layers
+            .iter()
+            .map(|l| json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size}))
+            .collect();
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPE,
+            "config": {"mediaType": CONFIG_TYPE, "digest": cd.to_string(), "size": csize},
+            "layers": layers,
+        });
+        let data = serde_json::to_vec(&manifest).expect("JSON serialises");
+        let (md, msize) = self.layout.put_blob(&data)?;
+        let desc = json!({
+            "mediaType": MANIFEST_TYPE,
+            "digest": md.to_string(),
+            "size": msize,
+            "platform": {
+                "architecture": state.config.get("architecture").cloned().unwrap_or(Value::Null),
+                "os": state.config.get("os").cloned().unwrap_or(Value::Null),
+            },
+        });
+        serde_json::from_value(desc).map_err(|e| Error::Usage(format!("manifest descriptor: {e}")))
+    }
+
+    /// The image whose manifest is `manifest`.
+    pub fn load(&self, manifest: &Digest) -> Result<ImageState> {
+        let m: Value = serde_json::from_slice(&self.read_blob(manifest)?)
+            .map_err(|e| Error::Usage(format!("manifest {manifest}: {e}")))?;
+        let bad = |what: &str| Error::Usage(format!("manifest {manifest}: {what}"));
+        let cd: Digest = m["config"]["digest"]
+            .as_str()
+            .ok_or_else(|| bad("no config"))?
+            .parse()?;
+        let config: Value = serde_json::from_slice(&self.read_blob(&cd)?)
+            .map_err(|e| Error::Usage(format!("config {cd}: {e}")))?;
+        let diff_ids: Vec<Digest> = config["rootfs"]["diff_ids"]
+            .as_array()
+            .ok_or_else(|| bad("config has no diff_ids"))?
+            .iter()
+            .map(|d| d.as_str().unwrap_or("").parse())
+            .collect::<Result<_, _>>()?;
+        let ls = m["layers"].as_array().ok_or_else(|| bad("no layers"))?;
+        if ls.len() != diff_ids.len() {
+            return Err(bad("layers and diff_ids differ in number"));
+        }
+        let mut layers = Vec::new();
+        for (l, diff_id) in ls.iter().zip(diff_ids) {
+            layers.push(Layer {
+                digest: l["digest"].as_str().unwrap_or("").parse()?,
+                size: l["size"].as_u64().unwrap_or(0),
+                media_type: l["mediaType"].as_str().unwrap_or("").to_owned(),
+                diff_id,
+            });
+        }
+        Ok(ImageState { config, layers })
+    }
+
+    /// Names `manifest` `name` in index.json (replacing an older holder).
+    pub fn tag(&self, desc: &Descriptor, name: &str) -> Result<()> {
+        Ok(self.layout.tag(desc.clone(), Some(&normalize(name)))?)
+    }
+
+    pub fn images(&self) -> Result<Vec<Tagged>> {
+        let index = self.layout.read_index()?;
+        let mut out = Vec::new();
+        for d in index.manifests() {
+            let Some(name) = d.annotations().as_ref().and_then(|a| a.get(REF_NAME)) else {
+                continue;
+            };
+            out.push(Tagged {
+                name: name.clone(),
+                manifest: Digest::try_from(d.digest())?,
+                size: d.size(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The tagged image `name` (`NAME[:TAG]`, or a manifest or image id prefix).
+    pub fn find(&self, name: &str) -> Result<(Tagged, ImageState)> {
+        let images = self.images()?;
+        let full = normalize(name);
+        let hit = images.iter().find(|t| t.name == full).or_else(|| {
+            let hex = name.strip_prefix("sha256:").unwrap_or(name);
+            (hex.len() >= 6)
+                .then(|| {
+                    images.iter().find(|t| {
+                        t.manifest.hex().starts_with(hex)
+                            || self
+                                .load(&t.manifest)
+                                .map(|s| s.id().hex().starts_with(hex))
+                                .unwrap_or(false)
+                    })
+                })
+                .flatten()
+        });
+        match hit {
+            Some(t) => Ok((t.clone(), self.load(&t.manifest)?)),
+            None => Err(Error::Usage(format!(
+                "no image {full:?} in the store {}",
+                self.root.display()
+            ))),
+        }
+    }
+
+    /// Removes the tag `name`.
+    pub fn untag(&self, name: &str) -> Result<bool> {
+        let full = normalize(name);
+        let mut index = self.layout.read_index()?;
+        let mut m = index.manifests().clone();
+        let before = m.len();
+        m.retain(|d| {
+            d.annotations()
+                .as_ref()
+                .and_then(|a| a.get(REF_NAME))
+                .map(String::as_str)
+                != Some(full.as_str())
+        });
+        let removed = m.len() != before;
+        index.set_manifests(m);
+        self.layout.write_index(&index)?;
+        Ok(removed)
+    }
+
+    /// Brings an image from outside (oci:, oci-archive:, docker-archive:)
+    /// into the store: its layer blobs are copied (once) and its config kept.
+    pub fn import(&self, r: &ImageRef) -> Result<ImageState> {
+        let image = Image::open(r, &Platform::host())?;
+        let mut layers = Vec::new();
+        for (i, info) in image.layers.iter().enumerate() {
+            let have = info.digest.as_ref().filter(|d| self.blob_path(d).is_file());
+            let (digest, size) = match have {
+                Some(d) => (d.clone(), info.size.unwrap_or(0)),
+                None => {
+                    let (d, size) = self.layout.put_blob_from(image.layer_blob(i)?)?;
+                    if let Some(want) = &info.digest {
+                        if want != &d {
+                            let _ = fs::remove_file(self.blob_path(&d));
+                            return Err(Error::Usage(format!(
+                                "{r}: {} has digest {d}",
+                                info.label(i)
+                            )));
+                        }
+                    }
+                    (d, size)
+                }
+            };
+            let media_type = match Compression::from_media_type(&info.media_type) {
+                Some(_) => info.media_type.clone(),
+                None => {
+                    let mut head = [0u8; 4];
+                    let p = self.blob_path(&digest);
+                    let mut f = fs::File::open(&p).ctx(|| format!("open {}", p.display()))?;
+                    let n = f.read(&mut head).ctx(|| format!("read {}", p.display()))?;
+                    Compression::sniff(&head[..n]).media_type().to_owned()
+                }
+            };
+            layers.push(Layer {
+                digest,
+                size,
+                media_type,
+                diff_id: info.diff_id.clone(),
+            });
+        }
+        let config: Value = serde_json::from_slice(&image.config_raw)
+            .map_err(|e| Error::Usage(format!("{r}: config: {e}")))?;
+        Ok(ImageState { config, layers })
+    }
+
+    /// The cached result of the step with key `key`.
+    pub fn cache_get(&self, key: &Digest) -> Option<Digest> {
+        let p = self.root.join("cache").join(key.hex());
+        let s = fs::read_to_string(p).ok()?;
+        let d: Digest = s.trim().parse().ok()?;
+        self.blob_path(&d).is_file().then_some(d)
+    }
+
+    pub fn cache_put(&self, key: &Digest, manifest: &Digest) -> Result<()> {
+        let dir = self.root.join("cache");
+        let tmp = dir.join(format!(".{}.{}", key.hex(), std::process::id()));
+        let mut f = fs::File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+        f.write_all(manifest.to_string().as_bytes())
+            .ctx(|| format!("write {}", tmp.display()))?;
+        let p = dir.join(key.hex());
+        fs::rename(&tmp, &p).ctx(|| format!("rename to {}", p.display()))
+    }
+}
