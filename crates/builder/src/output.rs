@@ -101,7 +101,8 @@ pub fn write(store: &Store, state: &ImageState, out: &Output, name: Option<&str>
             let tmp = store.tmp().join(crate::workspace::unique("oci-archive"));
             let result = (|| {
                 let l = LayoutWriter::create(&tmp)?;
-                copy_to_layout(store, state, &l, tag.as_deref().or(name))?;
+                let named = name.map(normalize);
+                copy_to_layout(store, state, &l, tag.as_deref().or(named.as_deref()))?;
                 l.write_archive(file)?;
                 Ok(())
             })();
