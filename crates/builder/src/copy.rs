@@ -37,13 +37,32 @@ fn show(p: &[Vec<u8>]) -> String {
 }
 
 /// Opens directory `path` in `root`, creating missing components (mode
-/// 0755, owned by `owner`) one at a time, each resolved inside `root`.
+/// 0755, owned by `owner`) one at a time, each resolved inside `root`. A
+/// dangling symlink on the way is followed as the container would follow
+/// it (its target created), never out of `root`.
 pub fn mkdir_p(root: BorrowedFd<'_>, path: &[Vec<u8>], owner: (u32, u32)) -> Result<OwnedFd> {
+    let mut todo: Vec<Vec<u8>> = path.iter().rev().cloned().collect();
+    let mut done: Vec<Vec<u8>> = Vec::new();
     let mut fd = rt_image::fs::open_dir_in_root(root, b".").ctx(|| "open rootfs")?;
-    for (i, c) in path.iter().enumerate() {
-        let sofar = join(&path[..=i]);
-        match rt_image::fs::open_dir_in_root(root, &sofar) {
-            Ok(d) => fd = d,
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        match c.as_slice() {
+            b"" | b"." => continue,
+            b".." => {
+                done.pop();
+                fd = rt_image::fs::open_dir_in_root(root, &join(&done))
+                    .ctx(|| format!("open {}", show(&done)))?;
+                continue;
+            }
+            _ => {}
+        }
+        let mut next = done.clone();
+        next.push(c.clone());
+        match rt_image::fs::open_dir_in_root(root, &join(&next)) {
+            Ok(d) => {
+                fd = d;
+                done = next;
+            }
             Err(Errno::ENOENT) => {
                 match mkdirat(fd.as_fd(), c.as_slice(), Mode::from_bits_truncate(0o755)) {
                     Ok(()) => {
@@ -54,21 +73,43 @@ pub fn mkdir_p(root: BorrowedFd<'_>, path: &[Vec<u8>], owner: (u32, u32)) -> Res
                             Some(Gid::from_raw(owner.1)),
                             AtFlags::AT_SYMLINK_NOFOLLOW,
                         )
-                        .ctx(|| format!("chown {}", show(&path[..=i])))?;
+                        .ctx(|| format!("chown {}", show(&next)))?;
                     }
-                    Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(e).ctx(|| format!("mkdir {}", show(&path[..=i]))),
+                    Err(Errno::EEXIST) => {
+                        // A dangling symlink: go where it points, inside root.
+                        let target = nix::fcntl::readlinkat(fd.as_fd(), c.as_slice())
+                            .ctx(|| format!("readlink {}", show(&next)))?;
+                        hops += 1;
+                        if hops > 40 {
+                            return Err(Error::Usage(format!(
+                                "{}: too many levels of symbolic links",
+                                show(&next)
+                            )));
+                        }
+                        let t = target.as_os_str().as_bytes();
+                        if t.starts_with(b"/") {
+                            done.clear();
+                            fd =
+                                rt_image::fs::open_dir_in_root(root, b".").ctx(|| "open rootfs")?;
+                        }
+                        for part in t.split(|&b| b == b'/').rev() {
+                            todo.push(part.to_vec());
+                        }
+                        continue;
+                    }
+                    Err(e) => return Err(e).ctx(|| format!("mkdir {}", show(&next))),
                 }
-                fd = rt_image::fs::open_dir_in_root(root, &sofar)
-                    .ctx(|| format!("open {}", show(&path[..=i])))?;
+                fd = rt_image::fs::open_dir_in_root(root, &join(&next))
+                    .ctx(|| format!("open {}", show(&next)))?;
+                done = next;
             }
             Err(Errno::ENOTDIR) => {
                 return Err(Error::Usage(format!(
                     "{}: not a directory in the container",
-                    show(&path[..=i])
+                    show(&next)
                 )))
             }
-            Err(e) => return Err(e).ctx(|| format!("open {}", show(&path[..=i]))),
+            Err(e) => return Err(e).ctx(|| format!("open {}", show(&next))),
         }
     }
     Ok(fd)

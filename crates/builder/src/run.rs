@@ -116,9 +116,23 @@ pub fn run(ws: &Workspace, runtime: &Path, config: &rt_spec::runtime::Spec) -> R
         .stdin(Stdio::null())
         .spawn()
         .ctx(|| format!("start runtime {}", runtime.display()))?;
-    let status = child
-        .wait()
-        .ctx(|| format!("wait for runtime {}", runtime.display()))?;
+    // Polled rather than waited on, so a Ctrl-C that the container's init
+    // ignores (a shell as pid 1 does) still ends the step at once.
+    let mut killed = false;
+    let status = loop {
+        if let Some(s) = child
+            .try_wait()
+            .ctx(|| format!("wait for runtime {}", runtime.display()))?
+        {
+            break s;
+        }
+        if interrupted() && !killed {
+            guard.delete();
+            let _ = child.kill();
+            killed = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
     guard.delete();
     check_interrupted()?;
     Ok(status)
