@@ -46,6 +46,8 @@ pub struct Built {
     pub state: ImageState,
 }
 
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Build args every Dockerfile may use without declaring them.
 pub const PROXY_ARGS: [&str; 10] = [
     "HTTP_PROXY",
@@ -264,9 +266,15 @@ impl Builder<'_> {
             }
         }
         let name = self.expand_global(stage.from.line, image)?;
-        let state = self
+        let mut state = self
             .base(&name, idx)
             .map_err(|e| self.err(stage.from.line, format!("FROM {name}: {e}")))?;
+        // As buildah and BuildKit do: an image without PATH gets the default.
+        if !state.env().iter().any(|(k, _)| k == "PATH") {
+            let mut env = state.strings("Env");
+            env.insert(0, DEFAULT_PATH.to_owned());
+            state.run_config().insert("Env".into(), json!(env));
+        }
         self.progress.done(&state.id().to_string(), t0.elapsed());
         let mut st = StageState::new(state, idx);
         // ONBUILD triggers of the base run first, and are not inherited.

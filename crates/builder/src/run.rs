@@ -48,6 +48,22 @@ pub fn check_interrupted() -> Result<()> {
     }
 }
 
+/// What a RUN step may do as root: the default set of podman and buildah
+/// (containers.conf), so steps that chown, setuid or chroot work.
+pub const BUILD_CAPABILITIES: [&str; 11] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_CHROOT",
+];
+
 /// Everything but the image config that a RUN container needs.
 pub struct RunSpec {
     pub argv: Vec<String>,
@@ -72,6 +88,14 @@ pub fn container_config(
         ..ConfigOptions::default()
     };
     let mut s = runtime_spec(image, root.as_fd(), &opts)?;
+    if let Some(p) = s.process_mut() {
+        let caps: Vec<&str> = BUILD_CAPABILITIES.to_vec();
+        let c: rt_spec::runtime::LinuxCapabilities = serde_json::from_value(
+            serde_json::json!({"bounding": caps, "effective": caps, "permitted": caps}),
+        )
+        .map_err(|e| Error::Usage(format!("capabilities: {e}")))?;
+        p.set_capabilities(Some(c));
+    }
     if let Some(linux) = s.linux_mut() {
         if spec.network_host {
             if let Some(ns) = linux.namespaces_mut() {

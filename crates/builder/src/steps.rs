@@ -476,9 +476,10 @@ fn run(b: &mut Builder<'_>, st: &mut StageState, step: &Step, r: &Run) -> Result
                 }
             }
         }
+        let root = ws.root_fd()?;
+        oci.extend(network_files(&mut ws, root.as_fd(), network_host)?);
         // Mount points the runtime will create where the image has none are
         // not the step's doing: removed again before the commit.
-        let root = ws.root_fd()?;
         let mut stubs = Vec::new();
         for t in ["/proc", "/dev", "/sys"]
             .into_iter()
@@ -526,6 +527,58 @@ fn run(b: &mut Builder<'_>, st: &mut StageState, step: &Step, r: &Run) -> Result
         drop(sources);
         b.finish_fs_step(st.state.clone(), ws, &created_by)
     })
+}
+
+/// `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` for the step,
+/// bind-mounted from the workspace. Where the image lacks them, empty
+/// files stay behind as mount points, as `buildah bud` leaves them (and
+/// `/run`), so both builders give the same tree.
+fn network_files(
+    ws: &mut Workspace,
+    root: BorrowedFd<'_>,
+    network_host: bool,
+) -> Result<Vec<rt_spec::runtime::Mount>> {
+    let etc = mkdir_p(root, &[b"etc".to_vec()], (0, 0))?;
+    mkdir_p(root, &[b"run".to_vec()], (0, 0))?;
+    let resolv = if network_host {
+        std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let files = [
+        ("hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\trt-build\n".to_owned()),
+        ("hostname", "rt-build\n".to_owned()),
+        ("resolv.conf", resolv),
+    ];
+    let mut out = Vec::new();
+    for (name, content) in files {
+        match stat_at(etc.as_fd(), name.as_bytes()) {
+            Ok(st) if kind(&st) != SFlag::S_IFREG => continue,
+            Ok(_) => {}
+            Err(_) => {
+                write_file(
+                    etc.as_fd(),
+                    name.as_bytes(),
+                    &format!("/etc/{name}"),
+                    b"",
+                    0o700,
+                    (0, 0),
+                )?;
+            }
+        }
+        let src = ws.dir.join(format!("etc-{name}"));
+        std::fs::write(&src, content).ctx(|| format!("write {}", src.display()))?;
+        out.push(
+            rt_spec::runtime::MountBuilder::default()
+                .destination(format!("/etc/{name}"))
+                .typ("bind")
+                .source(src)
+                .options(vec!["rbind".to_owned(), "rw".to_owned()])
+                .build()
+                .map_err(|e| Error::Usage(format!("mount /etc/{name}: {e}")))?,
+        );
+    }
+    Ok(out)
 }
 
 fn remove_stub(root: BorrowedFd<'_>, c: &[Vec<u8>]) {

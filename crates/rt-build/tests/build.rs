@@ -45,7 +45,13 @@ fn layers_whiteouts_opaque_dirs_and_config() {
 
     let cfg = e.inspect("t1");
     let c = &cfg["config"];
-    assert_eq!(c["Env"], serde_json::json!(["GREETING=hello"]));
+    assert_eq!(
+        c["Env"],
+        serde_json::json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "GREETING=hello"
+        ])
+    );
     assert_eq!(c["Cmd"], serde_json::json!(["cat", "/etc/greeting"]));
     assert_eq!(c["Labels"]["org.example.k"], "v");
     assert!(c["ExposedPorts"]["8080/tcp"].is_object());
