@@ -10,6 +10,7 @@ pub mod error;
 pub use error::{Error, Result};
 pub mod build;
 pub mod commit;
+pub mod container;
 pub mod context;
 pub mod copy;
 pub mod image;
@@ -17,7 +18,7 @@ pub mod mounts;
 pub mod output;
 pub mod progress;
 pub mod run;
-mod steps;
+pub mod steps;
 pub mod store;
 pub mod workspace;
 

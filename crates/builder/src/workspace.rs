@@ -26,6 +26,7 @@ pub struct Workspace {
     mounted: bool,
     /// Staging mounts for RUN --mount sources, taken down with the workspace.
     extra: Vec<PathBuf>,
+    persistent: bool,
 }
 
 /// A name unique in this process and among concurrent builds.
@@ -40,10 +41,26 @@ pub fn unique(prefix: &str) -> String {
 
 impl Workspace {
     /// Mounts `state`'s layers (extracting those the store lacks) with an
-    /// empty upper directory at `<dir>/bundle/rootfs`.
+    /// empty upper directory at `<dir>/bundle/rootfs`, all removed on drop.
     pub fn mount(store: &Store, state: &ImageState) -> Result<Workspace> {
         let dir = store.tmp().join(unique("build"));
         std::fs::create_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
+        Self::mount_in(store, state, dir, false)
+    }
+
+    /// A workspace that outlives this process (a working container of the
+    /// imperative verbs): `dir` keeps its upper directory, mounted again
+    /// if it is not mounted now; dropping it changes nothing.
+    pub fn attach(store: &Store, state: &ImageState, dir: PathBuf) -> Result<Workspace> {
+        Self::mount_in(store, state, dir, true)
+    }
+
+    fn mount_in(
+        store: &Store,
+        state: &ImageState,
+        dir: PathBuf,
+        persistent: bool,
+    ) -> Result<Workspace> {
         let mut ws = Workspace {
             bundle: dir.join("bundle"),
             rootfs: dir.join("bundle/rootfs"),
@@ -51,10 +68,15 @@ impl Workspace {
             dir,
             mounted: false,
             extra: Vec::new(),
+            persistent,
         };
         let work = ws.dir.join("work");
+        let fresh = !ws.upper.exists();
         for d in [&ws.upper, &work, &ws.bundle, &ws.rootfs] {
             std::fs::create_dir_all(d).ctx(|| format!("create {}", d.display()))?;
+        }
+        if persistent && rt_image::fs::is_mount_point(&ws.rootfs)? {
+            return Ok(ws);
         }
         let infos = state.layer_infos();
         let blob = |i: usize| -> rt_image::Result<rt_image::BlobReader<'static>> {
@@ -68,7 +90,7 @@ impl Workspace {
         let dirs = store
             .layers()
             .ensure_layers(&infos, &blob, None, |_, _| {})?;
-        if let Some(top) = dirs.last() {
+        if let (Some(top), true) = (dirs.last(), fresh || !persistent) {
             rt_image::unpack::copy_root_meta(top, &ws.upper)?;
         }
         store
@@ -91,7 +113,7 @@ impl Workspace {
         for p in self.extra.drain(..).rev() {
             store::unmount(&p, true)?;
         }
-        if self.mounted {
+        if self.mounted || (self.persistent && rt_image::fs::is_mount_point(&self.rootfs)?) {
             store::unmount(&self.rootfs, false)?;
             self.mounted = false;
         }
@@ -115,9 +137,20 @@ impl Drop for Workspace {
         for p in self.extra.drain(..).rev() {
             let _ = store::unmount(&p, true);
         }
+        if self.persistent {
+            return;
+        }
         if self.mounted {
             let _ = store::unmount(&self.rootfs, true);
         }
         let _ = remove_tree(&self.dir);
     }
+}
+
+pub fn is_mounted(p: &Path) -> bool {
+    rt_image::fs::is_mount_point(p).unwrap_or(false)
+}
+
+pub fn unmount(p: &Path) -> Result<()> {
+    Ok(store::unmount(p, false)?)
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use rt_builder::container::Container;
 use rt_builder::layer::Compression;
 use rt_builder::output::Output;
 use rt_builder::progress::Mode;
@@ -54,6 +55,51 @@ enum Cmd {
     },
     /// Write an image to oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME].
     Save { image: String, dest: String },
+    /// Create a working container from IMAGE (a store name, oci:, oci-archive:, docker-archive: or scratch).
+    From {
+        image: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Run a command in a working container.
+    Run {
+        container: String,
+        /// Network: none or host.
+        #[arg(long, default_value = "none", value_parser = ["none", "host"])]
+        network: String,
+        /// A runc-compatible runtime (default: the rt beside rt-build).
+        #[arg(long, value_name = "PATH")]
+        runtime: Option<PathBuf>,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Change the config a working container's commit records.
+    Config(ConfigArgs),
+    /// Copy host files into a working container (DEST relative to its WorkingDir).
+    Copy {
+        container: String,
+        #[arg(required = true, num_args = 2..)]
+        paths: Vec<PathBuf>,
+    },
+    /// Commit a working container's changes as an image.
+    Commit {
+        container: String,
+        image: Option<String>,
+        /// Layer compression: gzip or zstd.
+        #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd", "none"])]
+        compression: String,
+    },
+    /// List working containers.
+    Containers,
+    /// Remove working containers (unmounting them).
+    Rm {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Mount a working container's rootfs and print its path.
+    Mount { container: String },
+    /// Unmount a working container's rootfs.
+    Umount { container: String },
     /// Bring an image from oci:, oci-archive: or docker-archive: into the store.
     Load {
         source: String,
@@ -61,6 +107,98 @@ enum Cmd {
         #[arg(short, long)]
         tag: Vec<String>,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct ConfigArgs {
+    container: String,
+    /// KEY=VALUE (repeatable).
+    #[arg(long, short = 'e')]
+    env: Vec<String>,
+    /// The command, as a JSON array or a shell command.
+    #[arg(long)]
+    cmd: Option<String>,
+    /// The entrypoint, as a JSON array or a shell command.
+    #[arg(long)]
+    entrypoint: Option<String>,
+    #[arg(long)]
+    workingdir: Option<String>,
+    #[arg(long)]
+    user: Option<String>,
+    /// KEY=VALUE (repeatable).
+    #[arg(long, short = 'l')]
+    label: Vec<String>,
+    /// PORT[/PROTO] (repeatable).
+    #[arg(long, short = 'p')]
+    port: Vec<String>,
+    /// A volume path (repeatable).
+    #[arg(long, short = 'v')]
+    volume: Vec<String>,
+    #[arg(long)]
+    stop_signal: Option<String>,
+}
+
+fn compression(s: &str) -> Compression {
+    match s {
+        "zstd" => Compression::Zstd,
+        "none" => Compression::None,
+        _ => Compression::Gzip,
+    }
+}
+
+/// A JSON array, else a shell command run by /bin/sh -c (as buildah config).
+fn command_words(s: &str) -> Vec<String> {
+    serde_json::from_str::<Vec<String>>(s)
+        .unwrap_or_else(|_| vec!["/bin/sh".into(), "-c".into(), s.to_owned()])
+}
+
+fn configure(store: &Path, a: ConfigArgs) -> Result<()> {
+    let s = Store::open(store)?;
+    let mut c = Container::open(&s, &a.container)?;
+    c.configure(|st| {
+        for kv in &a.env {
+            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+            st.set_env(k, v);
+        }
+        let rc = st.run_config();
+        if let Some(v) = &a.cmd {
+            rc.insert("Cmd".into(), serde_json::json!(command_words(v)));
+        }
+        if let Some(v) = &a.entrypoint {
+            rc.insert("Entrypoint".into(), serde_json::json!(command_words(v)));
+        }
+        if let Some(v) = &a.workingdir {
+            rc.insert("WorkingDir".into(), serde_json::json!(v));
+        }
+        if let Some(v) = &a.user {
+            rc.insert("User".into(), serde_json::json!(v));
+        }
+        if let Some(v) = &a.stop_signal {
+            rc.insert("StopSignal".into(), serde_json::json!(v));
+        }
+        let mut add = |key: &str, k: String, v: serde_json::Value| {
+            let m = rc.entry(key).or_insert_with(|| serde_json::json!({}));
+            if let Some(m) = m.as_object_mut() {
+                m.insert(k, v);
+            }
+        };
+        for kv in &a.label {
+            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+            add("Labels", k.to_owned(), serde_json::json!(v));
+        }
+        for p in &a.port {
+            let p = if p.contains('/') {
+                p.clone()
+            } else {
+                format!("{p}/tcp")
+            };
+            add("ExposedPorts", p, serde_json::json!({}));
+        }
+        for v in &a.volume {
+            add("Volumes", v.clone(), serde_json::json!({}));
+        }
+    })?;
+    Ok(())
 }
 
 #[derive(clap::Args, Debug)]
@@ -163,11 +301,7 @@ fn build(store: &Path, a: BuildArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(rt_builder::run::default_runtime),
         store: store.to_owned(),
-        compression: match a.compression.as_str() {
-            "zstd" => Compression::Zstd,
-            "none" => Compression::None,
-            _ => Compression::Gzip,
-        },
+        compression: compression(&a.compression),
         source_date_epoch: epoch,
         progress: if a.quiet { Mode::Quiet } else { a.progress },
     };
@@ -242,6 +376,108 @@ fn run(cli: Cli) -> Result<()> {
             let (t, st) = s.find(&image)?;
             let o: Output = dest.parse()?;
             rt_builder::output::write(&s, &st, &o, Some(&t.name))?;
+            Ok(())
+        }
+        Cmd::From { image, name } => {
+            let s = Store::open(&cli.store)?;
+            let st = if image == "scratch" {
+                rt_builder::image::ImageState::scratch()
+            } else if ["oci:", "oci-archive:", "docker-archive:"]
+                .iter()
+                .any(|p| image.starts_with(p))
+            {
+                s.import(&image.parse()?)?
+            } else {
+                s.find(&image)?.1
+            };
+            let c = Container::create(&s, &image, st, name.as_deref())?;
+            println!("{}", c.name);
+            Ok(())
+        }
+        Cmd::Run {
+            container,
+            network,
+            runtime,
+            command,
+        } => {
+            let s = Store::open(&cli.store)?;
+            let c = Container::open(&s, &container)?;
+            let runtime = runtime.unwrap_or_else(rt_builder::run::default_runtime);
+            let status = c.run(&s, &runtime, command.clone(), network == "host")?;
+            if !status.success() {
+                bail!("{command:?} in {container}: {status}");
+            }
+            Ok(())
+        }
+        Cmd::Config(a) => configure(&cli.store, a),
+        Cmd::Copy {
+            container,
+            mut paths,
+        } => {
+            let s = Store::open(&cli.store)?;
+            let c = Container::open(&s, &container)?;
+            let dest = paths.pop().expect("clap requires two paths");
+            c.copy(&s, &paths, &dest.to_string_lossy())?;
+            Ok(())
+        }
+        Cmd::Commit {
+            container,
+            image,
+            compression: comp,
+        } => {
+            let s = Store::open(&cli.store)?;
+            let mut c = Container::open(&s, &container)?;
+            let epoch = std::env::var("SOURCE_DATE_EPOCH")
+                .ok()
+                .and_then(|v| v.parse().ok());
+            let (st, _) = c.commit(
+                &s,
+                image.as_deref(),
+                &rt_builder::commit::CommitOptions {
+                    compression: compression(&comp),
+                    source_date_epoch: epoch,
+                },
+            )?;
+            println!("{}", st.id().hex());
+            Ok(())
+        }
+        Cmd::Containers => {
+            let s = Store::open(&cli.store)?;
+            println!("{:<36} {:<8} {:<14} IMAGE", "NAME", "MOUNTED", "BASE");
+            for c in Container::list(&s)? {
+                let mounted = if c.is_mounted() { "yes" } else { "no" };
+                println!(
+                    "{:<36} {:<8} {:<14} {}",
+                    c.name,
+                    mounted,
+                    &c.base.hex()[..12],
+                    c.image
+                );
+            }
+            Ok(())
+        }
+        Cmd::Rm { containers } => {
+            let s = Store::open(&cli.store)?;
+            for n in containers {
+                Container::open(&s, &n)?.remove(&s)?;
+                println!("{n}");
+            }
+            Ok(())
+        }
+        Cmd::Mount { container } => {
+            let s = Store::open(&cli.store)?;
+            let c = Container::open(&s, &container)?;
+            let (_ws, p) = c.mount(&s)?;
+            println!("{}", p.display());
+            Ok(())
+        }
+        Cmd::Umount { container } => {
+            let s = Store::open(&cli.store)?;
+            let c = Container::open(&s, &container)?;
+            let rootfs = c.dir.join("bundle/rootfs");
+            if rt_builder::workspace::is_mounted(&rootfs) {
+                rt_builder::workspace::unmount(&rootfs)?;
+            }
             Ok(())
         }
         Cmd::Load { source, tag } => {

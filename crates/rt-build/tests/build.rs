@@ -355,3 +355,68 @@ fn onbuild_and_healthcheck_are_recorded_and_triggered() {
     e.build_ok(&["-t", "child"]);
     assert!(e.inspect("child")["config"].get("OnBuild").is_none());
 }
+
+#[test]
+fn working_container_verbs() {
+    if !ready("working_container_verbs") {
+        return;
+    }
+    let e = Env::new();
+    e.dockerfile(BASE);
+    e.build_ok(&["-t", "base"]);
+    let ok = |args: &[&str]| -> String {
+        let out = e.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let c = ok(&["from", "base", "--name", "wc"]).trim().to_owned();
+    assert_eq!(c, "wc");
+    ok(&[
+        "run",
+        "wc",
+        "--",
+        "sh",
+        "-c",
+        "echo step1 > /s1 && rm /etc/base.txt",
+    ]);
+    let host = e.dir.path().join("host.txt");
+    std::fs::write(&host, "from host\n").unwrap();
+    ok(&["copy", "wc", host.to_str().unwrap(), "/etc/"]);
+    ok(&[
+        "config",
+        "wc",
+        "--env",
+        "K=V",
+        "--cmd",
+        "[\"cat\", \"/s1\"]",
+        "--label",
+        "l=1",
+        "--port",
+        "80",
+        "--workingdir",
+        "/etc",
+    ]);
+    let mounted = ok(&["mount", "wc"]);
+    assert_eq!(read(std::path::Path::new(mounted.trim()), "s1"), "step1\n");
+    assert!(ok(&["containers"]).contains("wc"));
+    ok(&["commit", "wc", "imp:1"]);
+    // the container goes on from the committed image
+    ok(&["run", "wc", "--", "sh", "-c", "echo step2 > /s2"]);
+    ok(&["commit", "wc", "imp:2"]);
+    ok(&["rm", "wc"]);
+    assert!(!ok(&["containers"]).contains("wc"));
+    e.assert_clean();
+    let (_d, root) = e.tree("imp:1");
+    assert_eq!(read(&root, "etc/host.txt"), "from host\n");
+    assert!(!exists(&root, "etc/base.txt") && !exists(&root, "s2"));
+    let (_d2, root2) = e.tree("imp:2");
+    assert_eq!(read(&root2, "s2"), "step2\n");
+    let cfg = e.inspect("imp:1");
+    assert_eq!(cfg["config"]["WorkingDir"], "/etc");
+    assert_eq!(cfg["config"]["Labels"]["l"], "1");
+    assert_eq!(e.run("imp:2", &[]).1, "step1\n");
+}
