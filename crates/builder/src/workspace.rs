@@ -3,7 +3,7 @@
 //! temporary directory in the store. Whatever happens (success, an error,
 //! Ctrl-C), dropping it unmounts and removes everything.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -93,9 +93,7 @@ impl Workspace {
         if let (Some(top), true) = (dirs.last(), fresh || !persistent) {
             rt_image::unpack::copy_root_meta(top, &ws.upper)?;
         }
-        store
-            .layers()
-            .mount_with(&dirs, &ws.upper, &work, &ws.rootfs, OVERLAY_OPTIONS)?;
+        mount_overlay(store, &dirs, &ws.upper, &work, &ws.rootfs)?;
         ws.mounted = true;
         Ok(ws)
     }
@@ -145,6 +143,52 @@ impl Drop for Workspace {
         }
         let _ = remove_tree(&self.dir);
     }
+}
+
+/// The overlay of `layers` (bottom first): through `fsconfig` with one
+/// `lowerdir+` per layer where the kernel has it (6.8), so no layer count
+/// runs into mount(2)'s one page of options; else the classic mount.
+fn mount_overlay(
+    store: &Store,
+    layers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<()> {
+    if !layers.is_empty() && mount_fsconfig(layers, upper, work, target).is_ok() {
+        return Ok(());
+    }
+    Ok(store
+        .layers()
+        .mount_with(layers, upper, work, target, OVERLAY_OPTIONS)?)
+}
+
+fn mount_fsconfig(
+    layers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> rt_sys::Result<()> {
+    use nix::fcntl::OFlag;
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let fc = rt_sys::mount::FsContext::open("overlay")?;
+    // The first lower given is the topmost.
+    for l in layers.iter().rev() {
+        fc.set("lowerdir+", &s(l))?;
+    }
+    fc.set("upperdir", &s(upper))?;
+    fc.set("workdir", &s(work))?;
+    for opt in OVERLAY_OPTIONS.split(',').filter(|o| !o.is_empty()) {
+        let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
+        fc.set(k, v)?;
+    }
+    let m = fc.mount(0)?;
+    let t = nix::fcntl::open(
+        target,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    rt_sys::mount::move_mount_onto(m.as_fd(), t.as_fd())
 }
 
 pub fn is_mounted(p: &Path) -> bool {

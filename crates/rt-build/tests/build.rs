@@ -420,3 +420,22 @@ fn working_container_verbs() {
     assert_eq!(cfg["config"]["Labels"]["l"], "1");
     assert_eq!(e.run("imp:2", &[]).1, "step1\n");
 }
+
+#[test]
+fn many_layers_fit_one_overlay() {
+    if !ready("many_layers_fit_one_overlay") {
+        return;
+    }
+    let e = Env::new();
+    let mut df = BASE.to_owned();
+    for i in 0..60 {
+        df.push_str(&format!("RUN echo {i} > /f{i}\n"));
+    }
+    df.push_str("RUN cat /f0 /f59 > /both\n");
+    e.dockerfile(&df);
+    e.build_ok(&["-t", "many"]);
+    let cfg = e.inspect("many");
+    assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 62);
+    let (_d, root) = e.tree("many");
+    assert_eq!(read(&root, "both"), "0\n59\n");
+}
