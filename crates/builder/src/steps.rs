@@ -315,7 +315,17 @@ pub(crate) fn execute(b: &mut Builder<'_>, st: &mut StageState, step: &Step) -> 
                 let mut s = st.state.clone();
                 set(&mut s, "WorkingDir", json!(w));
                 let ws = Workspace::mount(&b.store, &s)?;
-                mkdir_p(ws.root_fd()?.as_fd(), &comps(&w), (0, 0))?;
+                let root = ws.root_fd()?;
+                // As buildah: what WORKDIR creates belongs to the USER.
+                let owner = match s.string("User").filter(|u| !u.is_empty()) {
+                    Some(u) => {
+                        let r = rt_image::config::resolve_user(&u, root.as_fd())?;
+                        (r.uid, r.gid)
+                    }
+                    None => (0, 0),
+                };
+                mkdir_p(root.as_fd(), &comps(&w), owner)?;
+                drop(root);
                 b.finish_fs_step(s, ws, &format!("/bin/sh -c #(nop) {shown}"))
             })
         }
@@ -489,6 +499,26 @@ fn run(b: &mut Builder<'_>, st: &mut StageState, step: &Step, r: &Run) -> Result
             let c = comps(&t);
             if rt_image::fs::open_in_root(root.as_fd(), &join(&c), OFlag::O_PATH).is_err() {
                 stubs.push(c);
+            }
+        }
+        // Missing parents of mount targets are made as crun makes them
+        // (01755), so the tree matches `buildah bud` on a crun host whatever
+        // runtime runs the step; the targets themselves go again.
+        for spec in &specs {
+            let c = comps(spec.target());
+            for i in 1..c.len() {
+                let p = &c[..i];
+                if rt_image::fs::open_in_root(root.as_fd(), &join(p), OFlag::O_PATH).is_err() {
+                    mkdir_p(root.as_fd(), p, (0, 0))?;
+                    let (dir, name) = open_parent(root.as_fd(), p).ctx(|| "open mount parent")?;
+                    nix::sys::stat::fchmodat(
+                        dir.as_fd(),
+                        name.as_slice(),
+                        nix::sys::stat::Mode::from_bits_truncate(0o1755),
+                        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+                    )
+                    .ctx(|| "chmod mount parent")?;
+                }
             }
         }
         let cfg = st.state.oci_config()?;
