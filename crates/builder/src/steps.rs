@@ -793,6 +793,7 @@ fn copy(b: &mut Builder<'_>, st: &mut StageState, step: &Step, c: &Copy) -> Resu
             dest: &dest_c,
             into_dir,
             add,
+            parents: owner.unwrap_or((0, 0)),
         };
         match &sources {
             Sources::Context(paths) => {
@@ -837,14 +838,17 @@ fn copy(b: &mut Builder<'_>, st: &mut StageState, step: &Step, c: &Copy) -> Resu
         for (name, data) in &docs {
             let (dir, fname) = if into_dir {
                 (
-                    mkdir_p(root.as_fd(), &dest_c, (0, 0))?,
+                    mkdir_p(root.as_fd(), &dest_c, owner.unwrap_or((0, 0)))?,
                     name.as_bytes().to_vec(),
                 )
             } else {
                 let (last, parent) = dest_c
                     .split_last()
                     .ok_or_else(|| Error::Usage(format!("{kw}: cannot write a file at /")))?;
-                (mkdir_p(root.as_fd(), parent, (0, 0))?, last.clone())
+                (
+                    mkdir_p(root.as_fd(), parent, owner.unwrap_or((0, 0)))?,
+                    last.clone(),
+                )
             };
             write_file(
                 dir.as_fd(),
@@ -865,6 +869,9 @@ struct Target<'a> {
     dest: &'a [Vec<u8>],
     into_dir: bool,
     add: bool,
+    /// Owner of the directories the copy creates (buildah gives them the
+    /// `--chown` owner).
+    parents: (u32, u32),
 }
 
 impl Target<'_> {
@@ -880,7 +887,7 @@ impl Target<'_> {
         let st = stat_at(sdir.as_fd(), &sname).ctx(|| format!("stat {shown_src}"))?;
         let dest_shown = format!("/{}", String::from_utf8_lossy(&join(self.dest)));
         if kind(&st) == SFlag::S_IFDIR {
-            let d = mkdir_p(self.root, self.dest, (0, 0))?;
+            let d = mkdir_p(self.root, self.dest, self.parents)?;
             let src = if sname.is_empty() {
                 sdir
             } else {
@@ -891,7 +898,7 @@ impl Target<'_> {
         }
         if self.add && kind(&st) == SFlag::S_IFREG {
             if let Some(mut tar) = archive(sdir.as_fd(), &sname)? {
-                let d = mkdir_p(self.root, self.dest, (0, 0))?;
+                let d = mkdir_p(self.root, self.dest, self.parents)?;
                 let aopts = rt_image::layer::apply::ApplyOptions::new(
                     rt_image::layer::apply::Whiteouts::Apply,
                     true,
@@ -901,13 +908,13 @@ impl Target<'_> {
             }
         }
         let (dir, name) = if self.into_dir {
-            (mkdir_p(self.root, self.dest, (0, 0))?, sname.clone())
+            (mkdir_p(self.root, self.dest, self.parents)?, sname.clone())
         } else {
             let (last, parent) = self
                 .dest
                 .split_last()
                 .ok_or_else(|| Error::Usage(format!("cannot copy {shown_src} over /")))?;
-            (mkdir_p(self.root, parent, (0, 0))?, last.clone())
+            (mkdir_p(self.root, parent, self.parents)?, last.clone())
         };
         let shown = format!(
             "{}/{}",
