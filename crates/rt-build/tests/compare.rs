@@ -30,32 +30,23 @@ fn config_fields(c: &serde_json::Value) -> serde_json::Value {
     if let Some(l) = c.get_mut("Labels").and_then(|l| l.as_object_mut()) {
         l.remove("io.buildah.version");
     }
+    if c["Labels"] == serde_json::json!({}) {
+        c.as_object_mut().unwrap().remove("Labels");
+    }
     c
 }
 
-#[test]
-fn same_tree_and_config_as_buildah() {
-    let test = "same_tree_and_config_as_buildah";
-    if !ready(test) {
-        return;
-    }
-    let Some(buildah) = tool(test, "buildah") else {
-        return;
-    };
-    let e = Env::new();
-    setup(&e);
-    e.build_ok(&["--build-arg", "WHO=tests", "-t", "cmp"]);
+/// Builds the context of `e` with both builders and compares the trees and
+/// configs.
+fn compare_with_buildah(e: &Env, buildah: &std::path::Path, args: &[&str]) {
+    let mut ours_args = args.to_vec();
+    ours_args.extend(["-t", "cmp"]);
+    e.build_ok(&ours_args);
     let name = format!("localhost/rt-build-cmp-{}", rand_name());
-    let out = Command::new(&buildah)
-        .args([
-            "bud",
-            "--layers=false",
-            "-q",
-            "--build-arg",
-            "WHO=tests",
-            "-t",
-            &name,
-        ])
+    let out = Command::new(buildah)
+        .args(["bud", "--layers=false", "-q"])
+        .args(args)
+        .args(["-t", &name])
         .arg(&e.ctx)
         .output()
         .unwrap();
@@ -64,13 +55,13 @@ fn same_tree_and_config_as_buildah() {
         "buildah bud: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let layout = e.dir.path().join("buildah-oci");
-    let out = Command::new(&buildah)
+    let layout = e.dir.path().join(format!("buildah-oci-{}", rand_name()));
+    let out = Command::new(buildah)
         .args(["push", &name])
         .arg(format!("oci:{}:cmp", layout.display()))
         .output()
         .unwrap();
-    let _ = Command::new(&buildah).args(["rmi", &name]).output();
+    let _ = Command::new(buildah).args(["rmi", &name]).output();
     assert!(
         out.status.success(),
         "buildah push: {}",
@@ -83,6 +74,7 @@ fn same_tree_and_config_as_buildah() {
     let out = Command::new(sibling("rt-unpack"))
         .arg(format!("oci:{}:cmp", layout.display()))
         .arg(&bundle)
+        .args(["--", "true"])
         .output()
         .unwrap();
     assert!(
@@ -109,6 +101,77 @@ fn same_tree_and_config_as_buildah() {
     let manifest = blob(idx["manifests"][0]["digest"].as_str().unwrap());
     let theirs_cfg = blob(manifest["config"]["digest"].as_str().unwrap());
     assert_eq!(config_fields(&ours_cfg), config_fields(&theirs_cfg));
+}
+
+#[test]
+fn same_tree_and_config_as_buildah() {
+    let test = "same_tree_and_config_as_buildah";
+    if !ready(test) {
+        return;
+    }
+    let Some(buildah) = tool(test, "buildah") else {
+        return;
+    };
+    let e = Env::new();
+    setup(&e);
+    compare_with_buildah(&e, &buildah, &["--build-arg", "WHO=tests"]);
+}
+
+#[test]
+fn more_dockerfiles_match_buildah() {
+    let test = "more_dockerfiles_match_buildah";
+    if !ready(test) {
+        return;
+    }
+    let Some(buildah) = tool(test, "buildah") else {
+        return;
+    };
+    let e = Env::new();
+    e.write("sub/x", "x\n");
+    e.write("sub/deep/y", "y\n");
+    e.write("ignored.log", "ignored\n");
+    e.write(".dockerignore", "*.log\n");
+    e.write("a.txt", "a\n");
+    e.write("b.txt", "b\n");
+    std::os::unix::fs::symlink("sub/x", e.ctx.join("linkx")).unwrap();
+    std::fs::hard_link(e.ctx.join("a.txt"), e.ctx.join("a-hard.txt")).unwrap();
+    // a gzip tar for ADD
+    {
+        let f = std::fs::File::create(e.ctx.join("arch.tar.gz")).unwrap();
+        let gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
+        let mut b = tar::Builder::new(gz);
+        let mut h = tar::Header::new_ustar();
+        h.set_path("d/t").unwrap();
+        h.set_size(2);
+        h.set_mode(0o640);
+        h.set_uid(7);
+        h.set_gid(8);
+        h.set_mtime(1_600_000_000);
+        h.set_cksum();
+        b.append(&h, &b"t\n"[..]).unwrap();
+        b.into_inner().unwrap().finish().unwrap();
+    }
+    for df in [
+        // mounts, COPY --from with owners, the whole context, ADD archives,
+        // USER and the WORKDIR it creates, VOLUME, shell-form ENTRYPOINT
+        "FROM scratch AS base\nADD rootfs.tar /\n\
+         RUN mkdir -p /srv && chown 1000:1000 /srv && echo s > /srv/s && chown 1000:50 /srv/s\n\
+         FROM base\nCOPY --from=0 /srv /copied-srv\nCOPY . /ctx/\nADD arch.tar.gz /extract/\n\
+         USER bob\nWORKDIR /home/bob/work\n\
+         RUN --mount=type=tmpfs,target=/scratchpad/t echo hi > /home/bob/work/hi\n\
+         RUN --mount=type=bind,source=sub,target=/mnt/sub cat /mnt/sub/x > /home/bob/work/x\n\
+         VOLUME /vol\nENTRYPOINT echo entry\n",
+        // expansion, labels, ports, wildcards, permissions, a chown'd COPY's parents
+        "ARG V=1.0\nFROM scratch\nADD rootfs.tar /\nARG V\nARG EMPTY\n\
+         ENV APP_HOME=/opt/app VERSION=$V PATHX=\"a b\" UNSET=${EMPTY:-dflt} ALT=${V:+set}\n\
+         LABEL version=\"$V\" desc=\"two words\" multi.key=value\nEXPOSE 80 443/tcp 53/udp\n\
+         COPY *.txt $APP_HOME/\nCOPY --chown=bob sub/x /owned/by/bob/x\nCOPY --chmod=750 sub/ /d2/\n\
+         RUN ln -s /opt/app/a.txt /linked && chmod 640 /etc/group && chown bob /opt/dir/a && rm -rf /opt/dir/b\n\
+         WORKDIR $APP_HOME\nUSER 1000:1000\nSTOPSIGNAL 9\nCMD echo $VERSION\n",
+    ] {
+        e.dockerfile(df);
+        compare_with_buildah(&e, &buildah, &[]);
+    }
 }
 
 #[test]
