@@ -130,6 +130,14 @@ impl MountSpec {
         })
     }
 
+    pub fn set_target(&mut self, t: String) {
+        match self {
+            MountSpec::Bind { target, .. }
+            | MountSpec::Cache { target, .. }
+            | MountSpec::Tmpfs { target, .. } => *target = t,
+        }
+    }
+
     pub fn target(&self) -> &str {
         match self {
             MountSpec::Bind { target, .. }

@@ -435,6 +435,20 @@ fn run(b: &mut Builder<'_>, st: &mut StageState, step: &Step, r: &Run) -> Result
     let text = step.text.lines().next().unwrap_or("").to_owned();
     b.cached(st, &key, |b, st| {
         let mut ws = Workspace::mount(&b.store, &st.state)?;
+        // Targets resolved here, inside the rootfs, symlinks and all: the
+        // runtime gets paths with no symlink an earlier step could plant.
+        let specs: Vec<MountSpec> = {
+            let root = ws.root_fd()?;
+            specs
+                .iter()
+                .map(|s| {
+                    let mut s = s.clone();
+                    let t = resolve_in_root(root.as_fd(), &comps(s.target()));
+                    s.set_target(format!("/{}", String::from_utf8_lossy(&join(&t))));
+                    s
+                })
+                .collect()
+        };
         let mut sources: Vec<(Workspace, OwnedFd)> = Vec::new();
         let mut oci = Vec::new();
         let mut locks = Vec::new();
@@ -609,6 +623,58 @@ fn network_files(
         );
     }
     Ok(out)
+}
+
+/// `path` with every symlink on it followed as the container would follow
+/// it, never above `root`; from the first missing component on, the rest
+/// is taken as written.
+pub fn resolve_in_root(root: BorrowedFd<'_>, path: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut todo: Vec<Vec<u8>> = path.iter().rev().cloned().collect();
+    let mut done: Vec<Vec<u8>> = Vec::new();
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        match c.as_slice() {
+            b"" | b"." => continue,
+            b".." => {
+                done.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let st = rt_image::fs::open_dir_in_root(root, &join(&done))
+            .ok()
+            .and_then(|d| stat_at(d.as_fd(), &c).ok().map(|st| (d, st)));
+        match st {
+            Some((d, st)) if kind(&st) == SFlag::S_IFLNK && hops < 40 => {
+                hops += 1;
+                let Ok(t) = nix::fcntl::readlinkat(d.as_fd(), c.as_slice()) else {
+                    done.push(c);
+                    continue;
+                };
+                let t = std::os::unix::ffi::OsStrExt::as_bytes(t.as_os_str()).to_vec();
+                if t.starts_with(b"/") {
+                    done.clear();
+                }
+                for part in t.split(|&b| b == b'/').rev() {
+                    todo.push(part.to_vec());
+                }
+            }
+            Some(_) => done.push(c),
+            None => {
+                done.push(c);
+                while let Some(r) = todo.pop() {
+                    match r.as_slice() {
+                        b"" | b"." => {}
+                        b".." => {
+                            done.pop();
+                        }
+                        _ => done.push(r),
+                    }
+                }
+            }
+        }
+    }
+    done
 }
 
 fn remove_stub(root: BorrowedFd<'_>, c: &[Vec<u8>]) {

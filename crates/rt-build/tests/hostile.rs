@@ -247,3 +247,41 @@ fn ctrl_c_leaves_nothing_behind() {
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&ps.stdout).contains("sleep 60"));
 }
+
+#[test]
+fn planted_symlinks_cannot_redirect_mount_targets() {
+    if !ready("planted_symlinks_cannot_redirect_mount_targets") {
+        return;
+    }
+    let e = Env::new();
+    let host = e.dir.path().join("host-target");
+    fs::create_dir(&host).unwrap();
+    fs::write(host.join("keep"), "keep\n").unwrap();
+    e.write("src/in", "in\n");
+    e.dockerfile(&format!(
+        "{BASE}RUN ln -s {h}/a /m1 && ln -s ../../../../../../..{h}/b /m2 && ln -s {h}/c /m3\n\
+         RUN --mount=type=tmpfs,target=/m1 --mount=type=bind,source=src,target=/m2,rw --mount=type=cache,target=/m3/c \
+         ls /m1 > /seen-m1 ; touch /m1/x /m2/y /m3/c/z ; cat /m2/in > /seen-m2\n",
+        h = host.display()
+    ));
+    e.build_ok(&["-t", "mt"]);
+    e.assert_clean();
+    let names: Vec<_> = fs::read_dir(&host)
+        .unwrap()
+        .map(|d| d.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("keep")],
+        "the host directory was touched"
+    );
+    let (_d, root) = e.tree("mt");
+    assert_eq!(
+        read(&root, "seen-m1"),
+        "",
+        "the tmpfs hid the in-rootfs target, not the host"
+    );
+    assert_eq!(read(&root, "seen-m2"), "in\n");
+    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mi.contains(host.to_str().unwrap()));
+}
