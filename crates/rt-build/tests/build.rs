@@ -439,3 +439,36 @@ fn many_layers_fit_one_overlay() {
     let (_d, root) = e.tree("many");
     assert_eq!(read(&root, "both"), "0\n59\n");
 }
+
+#[test]
+fn from_errors_are_clear() {
+    if !ready("from_errors_are_clear") {
+        return;
+    }
+    let e = Env::new();
+    let other = if std::env::consts::ARCH == "aarch64" {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
+    e.dockerfile(&format!("FROM --platform={other} scratch\n"));
+    let out = e.build(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("Dockerfile:1: --platform=") && err.contains("this machine builds for"),
+        "{err}"
+    );
+    e.dockerfile("FROM scratch\nCOPY missing.txt /\n");
+    let err = String::from_utf8_lossy(&e.build(&[]).stderr).into_owned();
+    assert!(
+        err.contains("Dockerfile:2: COPY: missing.txt: no such file"),
+        "{err}"
+    );
+    e.dockerfile("FROM no-such-image\n");
+    let err = String::from_utf8_lossy(&e.build(&[]).stderr).into_owned();
+    assert!(
+        err.contains("Dockerfile:1: FROM no-such-image: no image \"no-such-image:latest\""),
+        "{err}"
+    );
+}
