@@ -36,6 +36,7 @@ pub struct BuildOptions {
     pub runtime: PathBuf,
     pub store: PathBuf,
     pub compression: Compression,
+    pub compression_level: Option<u32>,
     pub source_date_epoch: Option<u64>,
     pub progress: Mode,
 }
@@ -95,6 +96,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         used_args: HashSet::new(),
         commit: CommitOptions {
             compression: opts.compression,
+            level: opts.compression_level,
             source_date_epoch: opts.source_date_epoch,
         },
     };

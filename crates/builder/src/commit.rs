@@ -15,6 +15,9 @@ use crate::workspace::Workspace;
 #[derive(Clone, Copy, Debug)]
 pub struct CommitOptions {
     pub compression: Compression,
+    /// `None`: gzip level 1 / zstd level 3, quick enough that committing a
+    /// layer costs little next to writing its files.
+    pub level: Option<u32>,
     pub source_date_epoch: Option<u64>,
 }
 
@@ -31,7 +34,11 @@ pub fn commit(
         return Ok(false);
     }
     let w = store.layout().blob_writer()?;
-    let mut lw = LayerWriter::new(w, opts.compression)?;
+    let level = opts.level.or(match opts.compression {
+        Compression::Gzip => Some(1),
+        _ => None,
+    });
+    let mut lw = LayerWriter::with_level(w, opts.compression, level)?;
     lw.clamp_mtime(opts.source_date_epoch);
     lw.add_overlay_upper(ws.upper())?;
     let (blob, digests) = lw.finish()?;

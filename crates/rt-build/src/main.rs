@@ -236,6 +236,9 @@ struct BuildArgs {
     /// Layer compression: gzip or zstd.
     #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd", "none"])]
     compression: String,
+    /// Compression level (gzip 0-9, default 1; zstd 1-22, default 3).
+    #[arg(long, value_name = "N")]
+    compression_level: Option<u32>,
     /// Clamp file times and record this as the creation time (default: $SOURCE_DATE_EPOCH).
     #[arg(long, value_name = "SECONDS")]
     source_date_epoch: Option<u64>,
@@ -302,6 +305,7 @@ fn build(store: &Path, a: BuildArgs) -> Result<()> {
             .unwrap_or_else(rt_builder::run::default_runtime),
         store: store.to_owned(),
         compression: compression(&a.compression),
+        compression_level: a.compression_level,
         source_date_epoch: epoch,
         progress: if a.quiet { Mode::Quiet } else { a.progress },
     };
@@ -435,6 +439,7 @@ fn run(cli: Cli) -> Result<()> {
                 image.as_deref(),
                 &rt_builder::commit::CommitOptions {
                     compression: compression(&comp),
+                    level: None,
                     source_date_epoch: epoch,
                 },
             )?;

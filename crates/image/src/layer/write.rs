@@ -67,15 +67,24 @@ const OPAQUE: &[u8] = b"trusted.overlay.opaque";
 
 impl<W: Write> LayerWriter<W> {
     pub fn new(out: W, compression: Compression) -> Result<Self> {
+        Self::with_level(out, compression, None)
+    }
+
+    /// A writer compressing at `level` (gzip 0-9, zstd 1-22; `None`: the
+    /// codec's default).
+    pub fn with_level(out: W, compression: Compression, level: Option<u32>) -> Result<Self> {
         let blob = HashWriter::new(out, Algorithm::Sha256);
         let c = match compression {
             Compression::None => Compressor::None(blob),
             Compression::Gzip => Compressor::Gzip(flate2::write::GzEncoder::new(
                 blob,
-                flate2::Compression::default(),
+                level.map_or(flate2::Compression::default(), |l| {
+                    flate2::Compression::new(l.min(9))
+                }),
             )),
             Compression::Zstd => Compressor::Zstd(
-                zstd::stream::write::Encoder::new(blob, 3).ctx(|| "start zstd encoder")?,
+                zstd::stream::write::Encoder::new(blob, level.map_or(3, |l| l.clamp(1, 22) as i32))
+                    .ctx(|| "start zstd encoder")?,
             ),
         };
         let mut tar = tar::Builder::new(HashWriter::new(c, Algorithm::Sha256));
