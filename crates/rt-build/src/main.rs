@@ -312,9 +312,16 @@ fn build(store: &Path, a: BuildArgs) -> Result<()> {
     let built = rt_builder::build(&opts)?;
     if !outputs.is_empty() {
         let s = Store::open(store)?;
-        for o in &outputs {
-            rt_builder::output::write(&s, &built.state, o, a.tag.first().map(String::as_str))
-                .with_context(|| format!("write the image to {o:?}"))?;
+        let progress = rt_builder::progress::Progress::new(opts.progress);
+        for (o, raw) in outputs.iter().zip(&a.output) {
+            let pb = progress.spinner(&format!("writing {raw}"));
+            let r =
+                rt_builder::output::write(&s, &built.state, o, a.tag.first().map(String::as_str));
+            if let Some(pb) = pb {
+                pb.finish_and_clear();
+            }
+            r.with_context(|| format!("write the image to {raw}"))?;
+            progress.note(&format!("Wrote {raw}"));
         }
     }
     println!("{}", built.id.hex());

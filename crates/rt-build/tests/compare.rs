@@ -227,3 +227,38 @@ fn images_run_under_podman() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
     }
 }
+
+#[test]
+fn runc_and_crun_run_the_steps_too() {
+    let test = "runc_and_crun_run_the_steps_too";
+    if !ready(test) {
+        return;
+    }
+    for rt in ["runc", "crun"] {
+        let Some(path) = tool(test, rt) else {
+            continue;
+        };
+        let e = Env::new();
+        e.write("f.txt", "f\n");
+        e.dockerfile(
+            "FROM scratch\nADD rootfs.tar /\nUSER bob\nWORKDIR /home/bob\nRUN id -u > uid && echo $HOME > home\n\
+             COPY f.txt .\nRUN --mount=type=tmpfs,target=/t --mount=type=cache,target=/c cat f.txt > copy\n\
+             USER root\nRUN rm /etc/base.txt\n",
+        );
+        e.build_ok(&["--runtime", path.to_str().unwrap(), "-t", rt]);
+        e.assert_clean();
+        let (_d, root) = e.tree(rt);
+        assert_eq!(read(&root, "home/bob/uid"), "1000\n", "{rt}");
+        assert_eq!(read(&root, "home/bob/copy"), "f\n", "{rt}");
+        assert!(!exists(&root, "etc/base.txt"), "{rt}");
+        let out = e.build(&["--runtime", path.to_str().unwrap()]);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Using cache"));
+        e.dockerfile("FROM scratch\nADD rootfs.tar /\nRUN exit 7\n");
+        let out = e.build(&["--runtime", path.to_str().unwrap()]);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("exit code 7"),
+            "{rt}"
+        );
+        e.assert_clean();
+    }
+}
