@@ -82,6 +82,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         .ctx(|| format!("read {}", opts.dockerfile.display()))?;
     let df = parse(&opts.dockerfile.display().to_string(), &text)?;
     let store = Store::open(&opts.store)?;
+    store.clean_stale()?;
     let ctx = BuildContext::open(&opts.context, &opts.dockerfile)?;
     let mut b = Builder {
         opts,

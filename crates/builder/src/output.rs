@@ -98,7 +98,7 @@ pub fn write(store: &Store, state: &ImageState, out: &Output, name: Option<&str>
             copy_to_layout(store, state, &l, tag.as_deref())
         }
         Output::OciArchive { file, tag } => {
-            let tmp = store.tmp().join(crate::workspace::unique("oci-archive"));
+            let tmp = store.tmp().join(crate::workspace::unique("export"));
             let result = (|| {
                 let l = LayoutWriter::create(&tmp)?;
                 let named = name.map(normalize);

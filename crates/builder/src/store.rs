@@ -74,6 +74,61 @@ impl Store {
         &self.layers
     }
 
+    /// Takes down what builds killed outright (SIGKILL, a crash) left in
+    /// `tmp/`: their mounts (deepest first, detached) and directories. A
+    /// directory is another process's while that process lives.
+    pub fn clean_stale(&self) -> Result<()> {
+        let tmp = self.tmp();
+        let Ok(rd) = fs::read_dir(&tmp) else {
+            return Ok(());
+        };
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let mut parts = name.splitn(3, '-');
+            let (Some(kind), Some(pid)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            if !matches!(kind, "build" | "export" | "layer") {
+                continue;
+            }
+            let Ok(pid) = pid.parse::<u32>() else {
+                continue;
+            };
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            let dir = e.path();
+            // A container of the dead build may still run: the runtime
+            // that rt-build runs by default knows its state.
+            if let Ok(ids) = fs::read_dir(dir.join("state")) {
+                for id in ids.flatten() {
+                    let _ = std::process::Command::new(crate::run::default_runtime())
+                        .arg("--root")
+                        .arg(dir.join("state"))
+                        .args(["delete", "--force"])
+                        .arg(id.file_name())
+                        .stdin(std::process::Stdio::null())
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .status();
+                }
+            }
+            let prefix = format!("{}/", dir.display());
+            let mut points: Vec<&str> = mountinfo
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .filter(|p| p.starts_with(&prefix))
+                .collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            for p in points {
+                let _ = rt_image::store::unmount(Path::new(p), true);
+            }
+            let _ = rt_image::fs::remove_tree(&dir);
+        }
+        Ok(())
+    }
+
     /// Where temporary trees live: on the store's filesystem, so upper
     /// directories can be renamed into `layers/`.
     pub fn tmp(&self) -> PathBuf {

@@ -285,3 +285,37 @@ fn planted_symlinks_cannot_redirect_mount_targets() {
     let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mi.contains(host.to_str().unwrap()));
 }
+
+#[test]
+fn a_killed_build_is_cleaned_up_by_the_next() {
+    if !ready("a_killed_build_is_cleaned_up_by_the_next") {
+        return;
+    }
+    let e = Env::new();
+    e.dockerfile(&format!("{BASE}RUN echo started > /dev/stderr; sleep 61\n"));
+    let mut child = e
+        .cmd()
+        .args(["build", "--progress=plain"])
+        .arg(&e.ctx)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let mut buf = [0u8; 64];
+    let n = std::io::Read::read(&mut err, &mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("started"));
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    e.dockerfile(&format!("{BASE}RUN true\n"));
+    e.build_ok(&[]);
+    e.assert_clean();
+    std::thread::sleep(Duration::from_millis(200));
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&ps.stdout).contains("sleep 61"));
+}
