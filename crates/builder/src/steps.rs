@@ -881,8 +881,8 @@ fn copy(b: &mut Builder<'_>, st: &mut StageState, step: &Step, c: &Copy) -> Resu
                 let sroot = sws.root_fd()?;
                 let opts = CopyOptions { owner, chmod };
                 let none = |_: &[Vec<u8>]| false;
-                let mut n = 0;
                 for s in &srcs {
+                    let mut n = 0;
                     let rel = clean_rel(s).map_err(Error::Unsafe)?;
                     for p in expand_glob(sroot.as_fd(), &rel)? {
                         let exists = open_parent(sroot.as_fd(), &p)
