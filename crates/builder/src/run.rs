@@ -89,6 +89,17 @@ pub fn container_config(
     };
     let mut s = runtime_spec(image, root.as_fd(), &opts)?;
     if let Some(p) = s.process_mut() {
+        // HOME from the user's passwd entry and HOSTNAME, as buildah and
+        // docker give a RUN step, unless the image sets them.
+        let mut env = p.env().clone().unwrap_or_default();
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            let home = home_dir(root.as_fd(), p.user().uid());
+            env.push(format!("HOME={home}"));
+        }
+        if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+            env.push("HOSTNAME=rt-build".into());
+        }
+        p.set_env(Some(env));
         let caps: Vec<&str> = BUILD_CAPABILITIES.to_vec();
         let c: rt_spec::runtime::LinuxCapabilities = serde_json::from_value(
             serde_json::json!({"bounding": caps, "effective": caps, "permitted": caps}),
@@ -112,6 +123,24 @@ pub fn container_config(
         r.set_path(PathBuf::from("rootfs"));
     }
     Ok(s)
+}
+
+/// The home directory `/etc/passwd` in the rootfs gives `uid`: `/root`
+/// for root and `/` for others when it has none.
+fn home_dir(root: std::os::fd::BorrowedFd<'_>, uid: u32) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    if let Ok(fd) = rt_image::fs::open_in_root(root, b"etc/passwd", nix::fcntl::OFlag::O_RDONLY) {
+        let _ = std::fs::File::from(fd)
+            .take(16 << 20)
+            .read_to_string(&mut text);
+    }
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
+        .map(|f| f[5].to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| if uid == 0 { "/root".into() } else { "/".into() })
 }
 
 /// Runs the container and waits for it.

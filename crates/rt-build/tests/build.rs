@@ -144,7 +144,7 @@ fn user_workdir_chown_chmod() {
     e.write("dir/sub/g.txt", "g\n");
     e.dockerfile(&format!(
         "{BASE}WORKDIR /app\nWORKDIR sub\nCOPY --chown=bob:staff --chmod=600 f.txt .\n\
-         COPY --chown=1000 dir /app/dir/\nUSER bob\nRUN id -u > /tmp/uid && id -g > /tmp/gid && pwd > /tmp/pwd && touch /home/bob/mine\n\
+         COPY --chown=1000 dir /app/dir/\nUSER bob\nRUN id -u > /tmp/uid && id -g > /tmp/gid && pwd > /tmp/pwd && echo $HOME > /tmp/home && touch /home/bob/mine\n\
          USER 0:0\n"
     ));
     e.build_ok(&["-t", "u"]);
@@ -155,6 +155,7 @@ fn user_workdir_chown_chmod() {
     assert_eq!(read(&root, "tmp/uid"), "1000\n");
     assert_eq!(read(&root, "tmp/gid"), "1000\n");
     assert_eq!(read(&root, "tmp/pwd"), "/app/sub\n");
+    assert_eq!(read(&root, "tmp/home"), "/home/bob\n");
     assert!(t["home/bob/mine"].ends_with("1000:1000"));
     let cfg = e.inspect("u");
     assert_eq!(cfg["config"]["WorkingDir"], "/app/sub");
