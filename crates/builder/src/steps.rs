@@ -348,15 +348,51 @@ fn merge(s: &mut ImageState, key: &str, items: impl Iterator<Item = (String, Val
 
 /// The heredoc-aware command of a RUN: `RUN <<EOF` alone runs the
 /// document as the script; otherwise the shell gets the whole text.
+/// The here-document of `RUN <<EOF` with nothing else on the line.
+fn lone_heredoc(r: &Run) -> Option<&crate::dockerfile::Heredoc> {
+    match &r.cmd {
+        Command::Shell(s)
+            if r.heredocs.len() == 1 && s.trim().starts_with("<<") && !s.trim().contains(' ') =>
+        {
+            r.heredocs.first()
+        }
+        _ => None,
+    }
+}
+
+/// A `#!` script of `RUN <<EOF`, as BuildKit runs one: an executable file
+/// at `/dev/pipes/NAME` (on the container's /dev tmpfs, so never in a layer).
+fn script_mount(ws: &Workspace, r: &Run) -> Result<Option<rt_spec::runtime::Mount>> {
+    let Some(h) = lone_heredoc(r).filter(|h| h.content.starts_with("#!")) else {
+        return Ok(None);
+    };
+    let src = ws.dir.join(format!("heredoc-{}", h.name));
+    std::fs::write(&src, &h.content).ctx(|| format!("write {}", src.display()))?;
+    std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .ctx(|| format!("chmod {}", src.display()))?;
+    Ok(Some(
+        rt_spec::runtime::MountBuilder::default()
+            .destination(format!("/dev/pipes/{}", h.name))
+            .typ("bind")
+            .source(src)
+            .options(vec!["rbind".to_owned(), "ro".to_owned()])
+            .build()
+            .map_err(|e| Error::Usage(format!("mount /dev/pipes/{}: {e}", h.name)))?,
+    ))
+}
+
 fn run_argv(r: &Run, shell: &[String]) -> Vec<String> {
     match &r.cmd {
         Command::Exec(v) => v.clone(),
         Command::Shell(s) => {
             let script = if r.heredocs.is_empty() {
                 s.clone()
-            } else if r.heredocs.len() == 1 && s.trim().starts_with("<<") && !s.trim().contains(' ')
-            {
-                r.heredocs[0].content.clone()
+            } else if let Some(h) = lone_heredoc(r) {
+                if h.content.starts_with("#!") {
+                    // Its own interpreter: run as a file (see `script_mount`).
+                    return vec![format!("/dev/pipes/{}", h.name)];
+                }
+                h.content.clone()
             } else {
                 let mut t = s.clone();
                 for h in &r.heredocs {
@@ -502,6 +538,7 @@ fn run(b: &mut Builder<'_>, st: &mut StageState, step: &Step, r: &Run) -> Result
         }
         let root = ws.root_fd()?;
         oci.extend(network_files(&mut ws, root.as_fd(), network_host)?);
+        oci.extend(script_mount(&ws, r)?);
         // Mount points the runtime will create where the image has none are
         // not the step's doing: removed again before the commit.
         let mut stubs = Vec::new();
