@@ -862,11 +862,23 @@ fn copy(b: &mut Builder<'_>, st: &mut StageState, step: &Step, c: &Copy) -> Resu
         Sources::Context(v) => format!("context {:?} {}", v, b.ctx.digest(v)?),
         Sources::Image(s) => format!("image {} {srcs:?}", s.id()),
     };
-    let docs: Vec<(String, String)> = c
-        .heredocs
-        .iter()
-        .map(|h| (h.name.clone(), h.content.clone()))
-        .collect();
+    let docs: Vec<(String, String)> = {
+        let vars = |n: &str| st.lookup(n);
+        let ex = Expander {
+            escape: b.df.escape,
+            vars: &vars,
+        };
+        let mut docs = Vec::new();
+        for h in &c.heredocs {
+            let content = if h.expand {
+                ex.raw(&h.content).map_err(|e| b.err(line, e))?
+            } else {
+                h.content.clone()
+            };
+            docs.push((h.name.clone(), content));
+        }
+        docs
+    };
     let key = format!(
         "copy add={}\n{content}\ndest={dest_abs} dir={dest_dir}\nchown={chown:?} chmod={chmod:?}\n{docs:?}",
         c.add

@@ -171,14 +171,15 @@ fn heredocs_run_and_copy() {
     e.dockerfile(&format!(
         "{BASE}RUN <<EOF\nset -e\necho one > /h1\necho two >> /h1\nEOF\n\
          RUN cat > /h2 <<'END'\nkept $HOME\nEND\n\
-         COPY <<EOF /etc/motd\nhello motd\nEOF\n\
+         ARG WHO=world\nCOPY <<EOF /etc/motd\nhello \"$WHO\"\nEOF\nCOPY <<'EOF' /etc/raw\n$WHO\nEOF\n\
          RUN <<EOF\n#!/bin/busybox sh\necho \"script $0\" > /h3\nEOF\n"
     ));
     e.build_ok(&["-t", "h"]);
     let (_d, root) = e.tree("h");
     assert_eq!(read(&root, "h1"), "one\ntwo\n");
     assert_eq!(read(&root, "h2"), "kept $HOME\n");
-    assert_eq!(read(&root, "etc/motd"), "hello motd\n");
+    assert_eq!(read(&root, "etc/motd"), "hello \"world\"\n");
+    assert_eq!(read(&root, "etc/raw"), "$WHO\n");
     assert_eq!(read(&root, "h3"), "script /dev/pipes/EOF\n");
     assert!(!exists(&root, "dev/pipes"));
 }

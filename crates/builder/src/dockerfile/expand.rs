@@ -65,6 +65,24 @@ impl Expander<'_> {
         self.run_all(text, true)
     }
 
+    /// Only `$` substitutions; quotes and escapes stay as written (what a
+    /// here-document's content gets, as BuildKit's raw-quote mode).
+    pub fn raw(&self, text: &str) -> Result<String, String> {
+        let mut sc = Scan {
+            c: text.chars().collect(),
+            i: 0,
+        };
+        let mut out = String::new();
+        while let Some(c) = sc.next() {
+            if c == '$' {
+                out.push_str(&self.dollar(&mut sc)?);
+            } else {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
     fn run_all(&self, text: &str, split: bool) -> Result<Vec<String>, String> {
         let mut sc = Scan {
             c: text.chars().collect(),
@@ -277,6 +295,11 @@ mod tests {
         assert!(e().word("${U:?need it}").unwrap_err().contains("need it"));
         assert!(e().word("${A").is_err());
         assert!(e().word("'a").is_err());
+    }
+
+    #[test]
+    fn raw_keeps_quotes() {
+        assert_eq!(e().raw("'$A' \"${U:-d}\" \\x").unwrap(), "'a' \"d\" \\x");
     }
 
     #[test]
