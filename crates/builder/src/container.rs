@@ -211,7 +211,7 @@ impl Container {
             owner: Some((0, 0)),
             chmod: None,
         };
-        let none = |_: &[Vec<u8>]| false;
+        let none = |_: &[Vec<u8>]| crate::copy::Pick::Copy;
         for src in srcs {
             let src = std::path::absolute(src).ctx(|| format!("resolve {}", src.display()))?;
             let md = std::fs::symlink_metadata(&src).ctx(|| format!("stat {}", src.display()))?;

@@ -255,7 +255,14 @@ impl BuildContext {
         for p in expand_glob(self.fd(), &rel)? {
             let comps: Vec<&[u8]> = p.iter().map(Vec::as_slice).collect();
             if !p.is_empty() && self.ignore.excluded(&comps) {
-                continue;
+                // An excluded directory may still hold an exception.
+                let dir_with_exceptions = self.ignore.has_exceptions()
+                    && open_parent(self.fd(), &p).is_ok_and(|(d, n)| {
+                        stat_at(d.as_fd(), &n).is_ok_and(|s| kind(&s) == SFlag::S_IFDIR)
+                    });
+                if !dir_with_exceptions {
+                    continue;
+                }
             }
             match open_parent(self.fd(), &p) {
                 Ok((dir, name)) if stat_at(dir.as_fd(), &name).is_ok() => out.push(p),
@@ -323,7 +330,10 @@ impl BuildContext {
                 let mut r = rel.clone();
                 r.push(n.clone());
                 let comps: Vec<&[u8]> = r.iter().map(Vec::as_slice).collect();
-                if self.ignore.excluded(&comps) && !self.ignore.has_exceptions() {
+                if self.ignore.excluded(&comps)
+                    && !(self.ignore.has_exceptions()
+                        && stat_at(sub.as_fd(), &n).is_ok_and(|s| kind(&s) == SFlag::S_IFDIR))
+                {
                     continue;
                 }
                 self.hash_entry(h, sub.as_fd(), &n, r)?;

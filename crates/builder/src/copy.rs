@@ -29,8 +29,17 @@ pub struct CopyOptions {
     pub chmod: Option<u32>,
 }
 
-/// What to leave out, by path relative to the source root.
-pub type Filter<'a> = &'a dyn Fn(&[Vec<u8>]) -> bool;
+/// What to do with a source entry, by its path relative to the source root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pick {
+    Copy,
+    Skip,
+    /// Excluded itself, but an exception may bring back something inside
+    /// (`.dockerignore`'s `!`): a directory is entered, anything else skipped.
+    Inside,
+}
+
+pub type Filter<'a> = &'a dyn Fn(&[Vec<u8>]) -> Pick;
 
 fn show(p: &[Vec<u8>]) -> String {
     format!("/{}", String::from_utf8_lossy(&join(p)))
@@ -272,8 +281,11 @@ pub fn copy_children(
     for n in list(src)? {
         let mut r = rel.to_vec();
         r.push(n.clone());
-        if filter(&r) {
-            continue;
+        match filter(&r) {
+            Pick::Copy => {}
+            Pick::Skip => continue,
+            Pick::Inside if is_dir_at(src, &n) => {}
+            Pick::Inside => continue,
         }
         let shown = format!(
             "{}/{}",

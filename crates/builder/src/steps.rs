@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use crate::build::{duration_ns, set, Builder, PROXY_ARGS};
 use crate::context::{clean_rel, expand_glob, join, kind, open_parent, stat_at};
-use crate::copy::{copy_children, copy_entry, mkdir_p, write_file, CopyOptions};
+use crate::copy::{copy_children, copy_entry, mkdir_p, write_file, CopyOptions, Pick};
 use crate::dockerfile::expand::Expander;
 use crate::dockerfile::{Command, Copy, Instruction, Run, Step};
 use crate::error::{Context as _, Error, Result};
@@ -919,7 +919,11 @@ fn copy(b: &mut Builder<'_>, st: &mut StageState, step: &Step, c: &Copy) -> Resu
                 let ig = b.ctx.ignore();
                 let filter = |r: &[Vec<u8>]| {
                     let c: Vec<&[u8]> = r.iter().map(Vec::as_slice).collect();
-                    ig.excluded(&c)
+                    match (ig.excluded(&c), ig.has_exceptions()) {
+                        (false, _) => Pick::Copy,
+                        (true, true) => Pick::Inside,
+                        (true, false) => Pick::Skip,
+                    }
                 };
                 for p in paths {
                     target.copy(b.ctx.fd(), p, &opts, &filter)?;
@@ -929,7 +933,7 @@ fn copy(b: &mut Builder<'_>, st: &mut StageState, step: &Step, c: &Copy) -> Resu
                 let sws = Workspace::mount(&b.store, state)?;
                 let sroot = sws.root_fd()?;
                 let opts = CopyOptions { owner, chmod };
-                let none = |_: &[Vec<u8>]| false;
+                let none = |_: &[Vec<u8>]| Pick::Copy;
                 for s in &srcs {
                     let mut n = 0;
                     let rel = clean_rel(s).map_err(Error::Unsafe)?;

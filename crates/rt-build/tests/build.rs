@@ -477,3 +477,44 @@ fn from_errors_are_clear() {
         "{err}"
     );
 }
+
+#[test]
+fn dockerignore_with_exceptions() {
+    if !ready("dockerignore_with_exceptions") {
+        return;
+    }
+    let e = Env::new();
+    for f in [
+        "a.log",
+        "keep.log",
+        "dir/x",
+        "dir/keep",
+        "src/main.rs",
+        "src/tmp/t.tmp",
+    ] {
+        e.write(f, f);
+    }
+    e.write(
+        ".dockerignore",
+        "*.log\n!keep.log\ndir\n!dir/keep\n**/*.tmp\n",
+    );
+    e.dockerfile(&format!("{BASE}COPY . /c/\nCOPY dir /d/\n"));
+    e.build_ok(&["-t", "ig"]);
+    let (_d, root) = e.tree("ig");
+    for f in [
+        "c/keep.log",
+        "c/dir/keep",
+        "c/src/main.rs",
+        "c/Dockerfile",
+        "d/keep",
+    ] {
+        assert!(exists(&root, f), "{f} should be copied");
+    }
+    for f in ["c/a.log", "c/dir/x", "c/src/tmp/t.tmp", "d/x"] {
+        assert!(!exists(&root, f), "{f} should be ignored");
+    }
+    // an ignored file changing does not miss the cache
+    e.write("a.log", "changed");
+    let out = e.build_ok(&["-t", "ig"]);
+    assert_eq!(out.matches("Using cache").count(), 3, "{out}");
+}
