@@ -8,8 +8,8 @@
 # --runtime crun` are printed.
 #   RT_BENCH_PROFILE  cargo profile of the rt binaries (default release; debug
 #                     skips the long LTO build when only checking the script)
-# Needs root, buildah, runc, crun and /bin/busybox; leaves nothing behind but
-# buildah's images named rt-bench-build-*, which it removes.
+# Needs root, buildah, runc, crun and /bin/busybox; leaves nothing behind (the
+# images buildah made are removed by ID).
 set -eu
 cd "$(dirname "$0")/.."
 N=${1:-5}
@@ -34,8 +34,12 @@ CRUN=$(command -v crun)
 
 T=$(mktemp -d /var/tmp/rt-bench-build.XXXXXX)
 cleanup() {
-	rm -rf "$T"
+	# every image the runs made (re-tagging leaves the older ones nameless)
+	if [ -f "$T/ids" ]; then
+		sort -u "$T/ids" | xargs -r buildah rmi -f >/dev/null 2>&1 || true
+	fi
 	buildah rmi -f rt-bench-build-cold rt-bench-build-cached >/dev/null 2>&1 || true
+	rm -rf "$T"
 }
 trap cleanup EXIT INT TERM
 
@@ -78,7 +82,7 @@ rtb() { # rtb RUNTIME STORE
 	"$RTB" --store "$2" build -q --runtime "$1" "$T/ctx"
 }
 bud() { # bud RUNTIME TAG LAYERS
-	buildah bud --runtime "$1" --layers="$3" -q -t "$2" "$T/ctx"
+	buildah bud --runtime "$1" --layers="$3" -q -t "$2" "$T/ctx" | tail -n1 >>"$T/ids"
 }
 
 # warm up page cache and buildah's storage
