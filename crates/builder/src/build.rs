@@ -392,9 +392,28 @@ impl Builder<'_> {
         Ok(state)
     }
 
+    /// Runs one step; an error that does not name its line yet gets the
+    /// step's `FILE:LINE` and instruction.
     fn step(&mut self, st: &mut StageState, step: &Step) -> Result<()> {
-        crate::steps::execute(self, st, step)
+        crate::steps::execute(self, st, step).map_err(|e| match e {
+            Error::Dockerfile { .. } | Error::StepFailed { .. } | Error::Interrupted => e,
+            Error::Unsafe(m) if m.starts_with(&self.df.file) => Error::Unsafe(m),
+            Error::Unsafe(m) => Error::Unsafe(format!(
+                "{}:{}: {}: {m}",
+                self.df.file,
+                step.line,
+                keyword(&step.text)
+            )),
+            e => self.err(step.line, format!("{}: {e}", keyword(&step.text))),
+        })
     }
+}
+
+fn keyword(text: &str) -> String {
+    text.split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase()
 }
 
 /// Docker's Healthcheck durations are nanoseconds.
