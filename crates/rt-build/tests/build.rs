@@ -333,9 +333,15 @@ fn outputs_and_store_verbs() {
     );
     assert_eq!(e.run("loaded", &[]).1, "out\n");
     // FROM an oci: layout and a docker-archive
-    e.dockerfile(&format!("FROM {oci}\nRUN cat /out > /again\n"));
-    e.build_ok(&["-t", "from-oci"]);
-    assert_eq!(e.run("from-oci", &["cat", "/again"]).1, "out\n");
+    for (i, base) in [oci.clone(), format!("{oa}:o:latest"), da.clone()]
+        .iter()
+        .enumerate()
+    {
+        e.dockerfile(&format!("FROM {base}\nRUN cat /out > /again\n"));
+        let tag = format!("from-{i}");
+        e.build_ok(&["-t", &tag]);
+        assert_eq!(e.run(&tag, &["cat", "/again"]).1, "out\n", "{base}");
+    }
 }
 
 #[test]
