@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use rt_image::layer::Compression;
 use rt_image::oci::Descriptor;
-use rt_image::{Digest, ImageRef};
+use rt_image::Digest;
 use serde_json::{json, Value};
 
 use crate::commit::{commit, CommitOptions};
@@ -308,24 +308,16 @@ impl Builder<'_> {
 
     /// The image a FROM (or COPY --from) names.
     pub fn base(&self, name: &str, before: usize) -> Result<ImageState> {
-        if name == "scratch" {
-            return Ok(ImageState::scratch());
+        if name != "scratch" {
+            if let Some(i) = self.stage_ref(name, before) {
+                return self
+                    .results
+                    .get(&i)
+                    .cloned()
+                    .ok_or_else(|| Error::Usage(format!("stage {name} was not built")));
+            }
         }
-        if let Some(i) = self.stage_ref(name, before) {
-            return self
-                .results
-                .get(&i)
-                .cloned()
-                .ok_or_else(|| Error::Usage(format!("stage {name} was not built")));
-        }
-        if ["oci:", "oci-archive:", "docker-archive:"]
-            .iter()
-            .any(|p| name.starts_with(p))
-        {
-            let r: ImageRef = name.parse()?;
-            return self.store.import(&r);
-        }
-        Ok(self.store.find(name)?.1)
+        self.store.image(name)
     }
 
     /// Runs `exec` unless the cache has the result of the step `key`

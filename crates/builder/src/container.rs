@@ -19,6 +19,29 @@ use crate::run::{container_config, RunSpec};
 use crate::store::Store;
 use crate::workspace::Workspace;
 
+/// What `rt-build config` changes.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigChange {
+    /// `KEY=VALUE`, added or replaced.
+    pub env: Vec<String>,
+    /// A JSON array, else a shell command (`/bin/sh -c`), as buildah reads them.
+    pub cmd: Option<String>,
+    pub entrypoint: Option<String>,
+    pub workingdir: Option<String>,
+    pub user: Option<String>,
+    /// `KEY=VALUE`.
+    pub labels: Vec<String>,
+    /// `PORT[/PROTO]`.
+    pub ports: Vec<String>,
+    pub volumes: Vec<String>,
+    pub stop_signal: Option<String>,
+}
+
+fn command_words(s: &str) -> Vec<String> {
+    serde_json::from_str::<Vec<String>>(s)
+        .unwrap_or_else(|_| vec!["/bin/sh".into(), "-c".into(), s.to_owned()])
+}
+
 pub struct Container {
     pub name: String,
     pub dir: PathBuf,
@@ -249,12 +272,50 @@ impl Container {
     }
 
     /// Changes the config the next commit records.
-    pub fn configure(&mut self, change: impl FnOnce(&mut ImageState)) -> Result<()> {
+    pub fn configure(&mut self, c: &ConfigChange) -> Result<()> {
         let mut s = ImageState {
             config: self.config.clone(),
             layers: Vec::new(),
         };
-        change(&mut s);
+        for kv in &c.env {
+            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+            s.set_env(k, v);
+        }
+        let rc = s.run_config();
+        let mut put = |key: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                rc.insert(key.to_owned(), v);
+            }
+        };
+        put("Cmd", c.cmd.as_deref().map(|v| json!(command_words(v))));
+        put(
+            "Entrypoint",
+            c.entrypoint.as_deref().map(|v| json!(command_words(v))),
+        );
+        put("WorkingDir", c.workingdir.as_ref().map(|v| json!(v)));
+        put("User", c.user.as_ref().map(|v| json!(v)));
+        put("StopSignal", c.stop_signal.as_ref().map(|v| json!(v)));
+        let mut add = |key: &str, k: String, v: Value| {
+            let m = rc.entry(key).or_insert_with(|| json!({}));
+            if let Some(m) = m.as_object_mut() {
+                m.insert(k, v);
+            }
+        };
+        for kv in &c.labels {
+            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+            add("Labels", k.to_owned(), json!(v));
+        }
+        for p in &c.ports {
+            let p = if p.contains('/') {
+                p.clone()
+            } else {
+                format!("{p}/tcp")
+            };
+            add("ExposedPorts", p, json!({}));
+        }
+        for v in &c.volumes {
+            add("Volumes", v.clone(), json!({}));
+        }
         self.config = s.config;
         self.save()
     }

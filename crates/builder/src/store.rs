@@ -326,6 +326,21 @@ impl Store {
         Ok(ImageState { config, layers })
     }
 
+    /// The image `name` names: `scratch`, `oci:`, `oci-archive:` or
+    /// `docker-archive:` (imported), or a tagged image of the store.
+    pub fn image(&self, name: &str) -> Result<ImageState> {
+        if name == "scratch" {
+            return Ok(ImageState::scratch());
+        }
+        if ["oci:", "oci-archive:", "docker-archive:"]
+            .iter()
+            .any(|p| name.starts_with(p))
+        {
+            return self.import(&name.parse()?);
+        }
+        Ok(self.find(name)?.1)
+    }
+
     /// The cached result of the step with key `key`.
     pub fn cache_get(&self, key: &Digest) -> Option<Digest> {
         let p = self.root.join("cache").join(key.hex());

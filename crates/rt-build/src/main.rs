@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use rt_builder::container::Container;
+use rt_builder::container::{ConfigChange, Container};
 use rt_builder::layer::Compression;
 use rt_builder::output::Output;
 use rt_builder::progress::Mode;
@@ -146,57 +146,19 @@ fn compression(s: &str) -> Compression {
     }
 }
 
-/// A JSON array, else a shell command run by /bin/sh -c (as buildah config).
-fn command_words(s: &str) -> Vec<String> {
-    serde_json::from_str::<Vec<String>>(s)
-        .unwrap_or_else(|_| vec!["/bin/sh".into(), "-c".into(), s.to_owned()])
-}
-
 fn configure(store: &Path, a: ConfigArgs) -> Result<()> {
     let s = Store::open(store)?;
     let mut c = Container::open(&s, &a.container)?;
-    c.configure(|st| {
-        for kv in &a.env {
-            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
-            st.set_env(k, v);
-        }
-        let rc = st.run_config();
-        if let Some(v) = &a.cmd {
-            rc.insert("Cmd".into(), serde_json::json!(command_words(v)));
-        }
-        if let Some(v) = &a.entrypoint {
-            rc.insert("Entrypoint".into(), serde_json::json!(command_words(v)));
-        }
-        if let Some(v) = &a.workingdir {
-            rc.insert("WorkingDir".into(), serde_json::json!(v));
-        }
-        if let Some(v) = &a.user {
-            rc.insert("User".into(), serde_json::json!(v));
-        }
-        if let Some(v) = &a.stop_signal {
-            rc.insert("StopSignal".into(), serde_json::json!(v));
-        }
-        let mut add = |key: &str, k: String, v: serde_json::Value| {
-            let m = rc.entry(key).or_insert_with(|| serde_json::json!({}));
-            if let Some(m) = m.as_object_mut() {
-                m.insert(k, v);
-            }
-        };
-        for kv in &a.label {
-            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
-            add("Labels", k.to_owned(), serde_json::json!(v));
-        }
-        for p in &a.port {
-            let p = if p.contains('/') {
-                p.clone()
-            } else {
-                format!("{p}/tcp")
-            };
-            add("ExposedPorts", p, serde_json::json!({}));
-        }
-        for v in &a.volume {
-            add("Volumes", v.clone(), serde_json::json!({}));
-        }
+    c.configure(&ConfigChange {
+        env: a.env,
+        cmd: a.cmd,
+        entrypoint: a.entrypoint,
+        workingdir: a.workingdir,
+        user: a.user,
+        labels: a.label,
+        ports: a.port,
+        volumes: a.volume,
+        stop_signal: a.stop_signal,
     })?;
     Ok(())
 }
@@ -391,16 +353,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::From { image, name } => {
             let s = Store::open(&cli.store)?;
-            let st = if image == "scratch" {
-                rt_builder::image::ImageState::scratch()
-            } else if ["oci:", "oci-archive:", "docker-archive:"]
-                .iter()
-                .any(|p| image.starts_with(p))
-            {
-                s.import(&image.parse()?)?
-            } else {
-                s.find(&image)?.1
-            };
+            let st = s.image(&image)?;
             let c = Container::create(&s, &image, st, name.as_deref())?;
             println!("{}", c.name);
             Ok(())
