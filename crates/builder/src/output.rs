@@ -174,3 +174,35 @@ fn docker_archive(
         .ctx(|| format!("write {}", file.display()))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_destinations() {
+        let o: Output = "oci:/tmp/l:v1".parse().unwrap();
+        assert_eq!(
+            o,
+            Output::Oci {
+                dir: "/tmp/l".into(),
+                tag: Some("v1".into())
+            }
+        );
+        let o: Output = "docker-archive:/x.tar:img:2".parse().unwrap();
+        assert_eq!(
+            o,
+            Output::DockerArchive {
+                file: "/x.tar".into(),
+                name: Some("img:2".into())
+            }
+        );
+        assert!(matches!(
+            "oci-archive:a.tar".parse::<Output>().unwrap(),
+            Output::OciArchive { tag: None, .. }
+        ));
+        for bad in ["docker://x", "oci:", "dir"] {
+            assert!(bad.parse::<Output>().is_err(), "{bad}");
+        }
+    }
+}

@@ -359,3 +359,16 @@ impl Store {
         fs::rename(&tmp, &p).ctx(|| format!("rename to {}", p.display()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_get_latest() {
+        assert_eq!(normalize("app"), "app:latest");
+        assert_eq!(normalize("app:1"), "app:1");
+        assert_eq!(normalize("reg:5000/app"), "reg:5000/app:latest");
+        assert_eq!(normalize("reg:5000/app:2"), "reg:5000/app:2");
+    }
+}

@@ -17,7 +17,7 @@ use crate::image::ImageState;
 use crate::workspace::Workspace;
 
 mod copy;
-mod run;
+pub(crate) mod run;
 
 pub(crate) struct StageState {
     pub state: ImageState,
@@ -339,5 +339,41 @@ fn merge(s: &mut ImageState, key: &str, items: impl Iterator<Item = (String, Val
     let m = m.as_object_mut().expect("an object");
     for (k, v) in items {
         m.insert(k, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_against_the_workdir() {
+        assert_eq!(resolve_path("/app", "sub"), "/app/sub");
+        assert_eq!(resolve_path("/app/", "./a/../b/"), "/app/b");
+        assert_eq!(resolve_path("/app", "/abs"), "/abs");
+        assert_eq!(resolve_path("/", "../../x"), "/x");
+        assert_eq!(resolve_path("/a", "."), "/a");
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        std::fs::create_dir_all(r.join("real/dir")).unwrap();
+        std::os::unix::fs::symlink("/real", r.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../../../real/dir", r.join("real/up")).unwrap();
+        std::os::unix::fs::symlink("/etc", r.join("host")).unwrap();
+        std::os::unix::fs::symlink("loop", r.join("loop")).unwrap();
+        let fd = rt_image::fs::open_dir_nofollow(r).unwrap();
+        let res = |p: &str| {
+            let c = run::resolve_in_root(fd.as_fd(), &comps(p));
+            format!("/{}", String::from_utf8_lossy(&crate::context::join(&c)))
+        };
+        assert_eq!(res("/abs/dir/x"), "/real/dir/x");
+        assert_eq!(res("/real/up/y"), "/real/dir/y");
+        assert_eq!(res("/host/passwd"), "/etc/passwd");
+        assert_eq!(res("/abs/missing/x"), "/real/missing/x");
+        // a loop ends (as a path inside the root) instead of spinning
+        assert!(res("/loop/x").starts_with('/'));
     }
 }
