@@ -26,6 +26,7 @@ use crate::steps::StageState;
 use crate::store::Store;
 
 pub struct BuildOptions {
+    /// The Dockerfile; `-` reads it from standard input.
     pub dockerfile: PathBuf,
     pub context: PathBuf,
     pub tags: Vec<String>,
@@ -78,9 +79,19 @@ pub(crate) struct Builder<'a> {
 }
 
 pub fn build(opts: &BuildOptions) -> Result<Built> {
-    let text = std::fs::read_to_string(&opts.dockerfile)
-        .ctx(|| format!("read {}", opts.dockerfile.display()))?;
-    let df = parse(&opts.dockerfile.display().to_string(), &text)?;
+    let stdin = opts.dockerfile.as_os_str() == "-";
+    let text = if stdin {
+        std::io::read_to_string(std::io::stdin()).ctx(|| "read the Dockerfile from stdin")?
+    } else {
+        std::fs::read_to_string(&opts.dockerfile)
+            .ctx(|| format!("read {}", opts.dockerfile.display()))?
+    };
+    let name = if stdin {
+        "<stdin>".to_owned()
+    } else {
+        opts.dockerfile.display().to_string()
+    };
+    let df = parse(&name, &text)?;
     let store = Store::open(&opts.store)?;
     store.clean_stale()?;
     let ctx = BuildContext::open(&opts.context, &opts.dockerfile)?;

@@ -165,7 +165,7 @@ fn configure(store: &Path, a: ConfigArgs) -> Result<()> {
 
 #[derive(clap::Args, Debug)]
 struct BuildArgs {
-    /// The Dockerfile (default: CONTEXT/Containerfile, then CONTEXT/Dockerfile).
+    /// The Dockerfile, `-` for stdin (default: CONTEXT/Containerfile, then CONTEXT/Dockerfile).
     #[arg(short, long, value_name = "FILE")]
     file: Option<PathBuf>,
     /// Name the result NAME[:TAG] in the store (repeatable).
