@@ -211,6 +211,23 @@ fn no_host_descriptor_reaches_a_run_step() {
     );
 }
 
+/// Reads the build's stderr until the RUN step says it started.
+fn wait_for_started(mut err: impl std::io::Read) {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("started") {
+        let n = err.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "the build ended first: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    // keep draining, so the build never blocks on a full pipe
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+}
+
 #[test]
 fn ctrl_c_leaves_nothing_behind() {
     if !ready("ctrl_c_leaves_nothing_behind") {
@@ -227,10 +244,7 @@ fn ctrl_c_leaves_nothing_behind() {
         .process_group(0)
         .spawn()
         .unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let mut buf = [0u8; 64];
-    let n = std::io::Read::read(&mut err, &mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).contains("started"));
+    wait_for_started(child.stderr.take().unwrap());
     let t0 = Instant::now();
     nix::sys::signal::killpg(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -302,10 +316,7 @@ fn a_killed_build_is_cleaned_up_by_the_next() {
         .process_group(0)
         .spawn()
         .unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let mut buf = [0u8; 64];
-    let n = std::io::Read::read(&mut err, &mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).contains("started"));
+    wait_for_started(child.stderr.take().unwrap());
     nix::sys::signal::killpg(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
