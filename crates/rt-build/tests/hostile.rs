@@ -212,7 +212,7 @@ fn no_host_descriptor_reaches_a_run_step() {
 }
 
 /// Reads the build's stderr until the RUN step says it started.
-fn wait_for_started(mut err: impl std::io::Read) {
+fn wait_for_started(mut err: impl std::io::Read + Send + 'static) {
     let mut seen = Vec::new();
     let mut buf = [0u8; 256];
     while !String::from_utf8_lossy(&seen).contains("started") {
