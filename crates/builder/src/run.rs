@@ -113,12 +113,13 @@ pub fn container_config(
                 ns.retain(|n| n.typ() != LinuxNamespaceType::Network);
             }
         }
+        // The runtime's default cgroup, created and removed with the container.
         linux.set_cgroups_path(None);
     }
     let mut mounts = s.mounts().clone().unwrap_or_default();
     mounts.extend(spec.mounts.iter().cloned());
     s.set_mounts(Some(mounts));
-    // Paths the image spec asked to be resolved: keep the rootfs relative.
+    // Relative to the bundle, so the bundle could move and still run.
     if let Some(r) = s.root_mut() {
         r.set_path(PathBuf::from("rootfs"));
     }
