@@ -40,6 +40,8 @@ pub struct Line {
 pub type LexError = (usize, String);
 
 pub fn lex(src: &str) -> Result<(Directives, Vec<Line>), LexError> {
+    // Editors on some systems start files with a byte-order mark.
+    let src = src.strip_prefix('\u{feff}').unwrap_or(src);
     let lines: Vec<&str> = src
         .split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
@@ -210,6 +212,13 @@ mod tests {
         assert_eq!(l[1].text, "RUN a  b");
         assert!(lex("# escape=x\n").unwrap_err().1.contains("escape"));
         assert_eq!(lex("# escape=`\n# escape=\\\n").unwrap_err().0, 2);
+    }
+
+    #[test]
+    fn crlf_and_bom() {
+        let (d, l) = lex("\u{feff}# escape=`\r\nFROM a\r\nRUN x `\r\n  y\r\n").unwrap();
+        assert_eq!(d.escape, '`');
+        assert_eq!(l[1].text, "RUN x   y");
     }
 
     #[test]
