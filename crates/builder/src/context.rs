@@ -229,8 +229,15 @@ impl BuildContext {
         .ctx(|| format!("open build context {}", dir.display()))?;
         let mut specific = dockerfile.as_os_str().to_owned();
         specific.push(".dockerignore");
+        // The context's own file is read inside the context, like every
+        // other path of it: a symlink there cannot name a host file.
         let text = std::fs::read_to_string(&specific)
-            .or_else(|_| std::fs::read_to_string(dir.join(".dockerignore")))
+            .ok()
+            .or_else(|| {
+                let f = rt_image::fs::open_in_root(fd.as_fd(), b".dockerignore", OFlag::O_RDONLY)
+                    .ok()?;
+                std::io::read_to_string(std::fs::File::from(f)).ok()
+            })
             .unwrap_or_default();
         Ok(BuildContext {
             dir,
