@@ -79,6 +79,11 @@ pub(crate) struct Builder<'a> {
 }
 
 pub fn build(opts: &BuildOptions) -> Result<Built> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Error::Usage(
+            "rt-build build needs root (overlay mounts, containers of the runtime)".into(),
+        ));
+    }
     let stdin = opts.dockerfile.as_os_str() == "-";
     let text = if stdin {
         std::io::read_to_string(std::io::stdin()).ctx(|| "read the Dockerfile from stdin")?
