@@ -101,6 +101,7 @@ enum Cmd {
     /// Unmount a working container's rootfs.
     Umount { container: String },
     /// Bring an image from oci:, oci-archive: or docker-archive: into the store.
+    #[command(visible_alias = "pull")]
     Load {
         source: String,
         /// Name to give it (default: none, print its ID).
