@@ -256,7 +256,9 @@ fn run_mounts_bind_cache_tmpfs() {
         "{BASE}RUN --mount=type=bind,source=src,target=/mnt/src cat /mnt/src/input.txt > /bound && (touch /mnt/src/x 2>/dev/null && echo writable || echo readonly) >> /bound\n\
          RUN --mount=type=bind,source=src,target=/mnt/rw,rw touch /mnt/rw/scratch && ls /mnt/rw > /rw-list\n\
          RUN --mount=type=cache,target=/var/cache/c,id=c1 echo $$ >> /var/cache/c/log && wc -l < /var/cache/c/log > /cache-count\n\
-         RUN --mount=type=tmpfs,target=/var/empty/t echo tmp > /var/empty/t/f && cat /var/empty/t/f > /tmpfs-saw\n"
+         RUN --mount=type=tmpfs,target=/var/empty/t echo tmp > /var/empty/t/f && cat /var/empty/t/f > /tmpfs-saw\n\
+         FROM scratch AS other\nCOPY src/input.txt /data/in\nFROM 0\n\
+         RUN --mount=type=bind,from=other,source=/data,target=/mnt/other cat /mnt/other/in > /from-stage\n"
     ));
     e.build_ok(&["-t", "m"]);
     e.assert_clean();
@@ -274,6 +276,7 @@ fn run_mounts_bind_cache_tmpfs() {
     );
     assert!(!exists(&root, "var/empty/t/f"));
     assert_eq!(read(&root, "tmpfs-saw"), "tmp\n");
+    assert_eq!(read(&root, "from-stage"), "from context\n");
     // the cache mount outlives the build
     e.build_ok(&["--no-cache", "-t", "m"]);
     let (_d, root) = e.tree("m");
