@@ -304,8 +304,10 @@ impl Store {
                     (d, size)
                 }
             };
+            // Docker's media types become the OCI ones: the manifests this
+            // store writes are OCI manifests.
             let media_type = match Compression::from_media_type(&info.media_type) {
-                Some(_) => info.media_type.clone(),
+                Some(c) => c.media_type().to_owned(),
                 None => {
                     let mut head = [0u8; 4];
                     let p = self.blob_path(&digest);
