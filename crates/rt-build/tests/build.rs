@@ -527,3 +527,37 @@ fn dockerignore_with_exceptions() {
     let out = e.build_ok(&["-t", "ig"]);
     assert_eq!(out.matches("Using cache").count(), 3, "{out}");
 }
+
+#[test]
+fn source_date_epoch_gives_identical_layers() {
+    if !ready("source_date_epoch_gives_identical_layers") {
+        return;
+    }
+    let e = Env::new();
+    e.write("f.txt", "f\n");
+    e.dockerfile(&format!(
+        "{BASE}RUN mkdir -p /a/b && echo x > /a/b/x && ln /a/b/x /a/hard && rm /etc/base.txt && rm -rf /opt/dir && mkdir /opt/dir\n\
+         COPY f.txt /a/\nWORKDIR /w\n"
+    ));
+    let build = || {
+        let out = e
+            .cmd()
+            .args(["build", "-q", "--no-cache", "-t", "r"])
+            .arg(&e.ctx)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cfg = e.inspect("r");
+        assert_eq!(cfg["created"], "2023-11-14T22:13:20Z");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let first = build();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = build();
+    assert_eq!(first, second, "the same build gives the same image ID");
+}
