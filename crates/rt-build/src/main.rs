@@ -205,6 +205,9 @@ struct BuildArgs {
     /// Clamp file times and record this as the creation time (default: $SOURCE_DATE_EPOCH).
     #[arg(long, value_name = "SECONDS")]
     source_date_epoch: Option<u64>,
+    /// Write the image ID (sha256:...) to FILE.
+    #[arg(long, value_name = "FILE")]
+    iidfile: Option<PathBuf>,
     /// The build context directory.
     #[arg(default_value = ".")]
     context: PathBuf,
@@ -286,6 +289,10 @@ fn build(store: &Path, a: BuildArgs) -> Result<()> {
             r.with_context(|| format!("write the image to {raw}"))?;
             progress.note(&format!("Wrote {raw}"));
         }
+    }
+    if let Some(f) = &a.iidfile {
+        std::fs::write(f, built.id.to_string())
+            .with_context(|| format!("write {}", f.display()))?;
     }
     println!("{}", built.id.hex());
     Ok(())
