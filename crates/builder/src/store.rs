@@ -14,7 +14,7 @@ use rt_image::layer::Compression;
 use rt_image::layout::LayoutWriter;
 use rt_image::oci::Descriptor;
 use rt_image::store::LayerStore;
-use rt_image::{Digest, Image, ImageRef, Platform};
+use rt_image::{Digest, Image, ImageRef, Platform, Transport};
 use serde_json::{json, Value};
 
 use crate::error::{Context, Error, Result};
@@ -341,6 +341,74 @@ impl Store {
             return self.import(&name.parse()?);
         }
         Ok(self.find(name)?.1)
+    }
+
+    /// The names an image source gives its image, for `load` without `-t`
+    /// (as `podman load`): a docker-archive's `RepoTags`, or an OCI
+    /// layout's `NAME:TAG` ref name; none when it has none or several images.
+    pub fn source_names(r: &ImageRef) -> Vec<String> {
+        let read = |inner: &str| -> Option<Vec<u8>> {
+            match r.transport {
+                Transport::Oci => fs::read(r.path.join(inner)).ok(),
+                _ => {
+                    let f = fs::File::open(&r.path).ok()?;
+                    let mut a = tar::Archive::new(f);
+                    for e in a.entries().ok()? {
+                        let mut e = e.ok()?;
+                        let p = e.path().ok()?.to_string_lossy().into_owned();
+                        if p.trim_start_matches("./") == inner {
+                            let mut v = Vec::new();
+                            e.read_to_end(&mut v).ok()?;
+                            return Some(v);
+                        }
+                    }
+                    None
+                }
+            }
+        };
+        let names = match r.transport {
+            Transport::DockerArchive => {
+                let Some(m) = read("manifest.json") else {
+                    return Vec::new();
+                };
+                let v: Value = serde_json::from_slice(&m).unwrap_or(Value::Null);
+                match v.as_array().map(Vec::as_slice) {
+                    Some([one]) if r.reference.is_none() => one["RepoTags"]
+                        .as_array()
+                        .map(|t| {
+                            t.iter()
+                                .filter_map(|x| x.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                }
+            }
+            Transport::Oci | Transport::OciArchive => {
+                let Some(i) = read("index.json") else {
+                    return Vec::new();
+                };
+                let v: Value = serde_json::from_slice(&i).unwrap_or(Value::Null);
+                let refs: Vec<String> = v["manifests"]
+                    .as_array()
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|d| d["annotations"][REF_NAME].as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                match (&r.reference, refs.as_slice()) {
+                    (Some(t), _) => vec![t.clone()],
+                    (None, [one]) => vec![one.clone()],
+                    _ => Vec::new(),
+                }
+            }
+        };
+        // A bare tag ("latest", as skopeo names) is no image name.
+        names
+            .into_iter()
+            .filter(|n| n.contains(':') || n.contains('/'))
+            .collect()
     }
 
     /// The cached result of the step with key `key`.

@@ -104,7 +104,7 @@ enum Cmd {
     #[command(visible_alias = "pull")]
     Load {
         source: String,
-        /// Name to give it (default: none, print its ID).
+        /// Name to give it (default: the names the source gives it).
         #[arg(short, long)]
         tag: Vec<String>,
     },
@@ -458,8 +458,14 @@ fn run(cli: Cli) -> Result<()> {
             let r: rt_builder::ImageRef = source.parse()?;
             let st = s.import(&r)?;
             let desc = s.save(&st)?;
-            for n in &tag {
+            let names = if tag.is_empty() {
+                Store::source_names(&r)
+            } else {
+                tag
+            };
+            for n in &names {
                 s.tag(&desc, n)?;
+                eprintln!("Loaded image: {}", rt_builder::store::normalize(n));
             }
             println!("{}", st.id().hex());
             Ok(())

@@ -335,6 +335,14 @@ fn outputs_and_store_verbs() {
         String::from_utf8_lossy(&loaded.stderr)
     );
     assert_eq!(e.run("loaded", &[]).1, "out\n");
+    // without -t, the archive's own name (o was untagged above)
+    let loaded = e.cmd().args(["load", &da]).output().unwrap();
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    assert_eq!(e.run("o", &[]).1, "out\n");
     // FROM an oci: layout and a docker-archive
     for (i, base) in [oci.clone(), format!("{oa}:o:latest"), da.clone()]
         .iter()
