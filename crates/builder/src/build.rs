@@ -170,6 +170,26 @@ impl Builder<'_> {
     }
 
     fn global_args(&mut self) -> Result<()> {
+        // BuildKit's automatic platform args: this machine's, for FROM
+        // lines and for stages that declare them (`ARG TARGETARCH`).
+        let p = rt_image::Platform::host();
+        let full = match &p.variant {
+            Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+            None => format!("{}/{}", p.os, p.architecture),
+        };
+        for side in ["BUILD", "TARGET"] {
+            let put = |g: &mut BTreeMap<String, Option<String>>, k: &str, v: &str| {
+                g.insert(format!("{side}{k}"), Some(v.to_owned()));
+            };
+            put(&mut self.global, "PLATFORM", &full);
+            put(&mut self.global, "OS", &p.os);
+            put(&mut self.global, "ARCH", &p.architecture);
+            put(
+                &mut self.global,
+                "VARIANT",
+                p.variant.as_deref().unwrap_or(""),
+            );
+        }
         for step in self.df.global_args.clone() {
             let Instruction::Arg(list) = &step.instruction else {
                 continue;

@@ -111,7 +111,7 @@ fn args_env_and_expansion() {
         "ARG BASE_STAGE=base\nARG GLOBAL=g\nFROM scratch AS base\nADD rootfs.tar /\n\
          FROM ${BASE_STAGE}\nARG GLOBAL\nARG A=default\nARG B\nARG UNSET\nENV E1=${A}-env P=${UNSET:-fallback} Q=${A:+alt}\n\
          ENV A=env-wins\nRUN echo \"$GLOBAL $A $B $E1 $P $Q ${UNSET:-x}\" > /args\n\
-         WORKDIR /w/${GLOBAL}\nRUN pwd > /pwd\nLABEL l=\"$B\"\n",
+         WORKDIR /w/${GLOBAL}\nRUN pwd > /pwd\nLABEL l=\"$B\"\nARG TARGETARCH\nRUN echo $TARGETARCH > /arch\n",
     );
     e.build_ok(&["--build-arg", "B=from-cli", "-t", "args"]);
     let (_d, root) = e.tree("args");
@@ -120,6 +120,16 @@ fn args_env_and_expansion() {
         "g env-wins from-cli default-env fallback alt x\n"
     );
     assert_eq!(read(&root, "pwd"), "/w/g\n");
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    assert_eq!(
+        read(&root, "arch"),
+        format!("{arch}\n"),
+        "BuildKit's automatic platform args"
+    );
     let cfg = e.inspect("args");
     assert_eq!(cfg["config"]["Labels"]["l"], "from-cli");
     let env = cfg["config"]["Env"].as_array().unwrap();
