@@ -49,7 +49,41 @@ fn flag(v: Option<&str>) -> Result<bool, String> {
     }
 }
 
+/// `type=secret` and `type=ssh`: rt-build takes no secrets or agents, so
+/// (as BuildKit without one) the mount is left out unless `required`.
+fn unprovided(s: &str) -> Option<Result<(), String>> {
+    let mut ty = None;
+    let mut required = false;
+    let mut id = None;
+    for part in s.split(',') {
+        match part.split_once('=') {
+            Some(("type", t)) => ty = Some(t),
+            Some(("required", v)) => required = v == "true",
+            Some(("id", v)) => id = Some(v),
+            None if part == "required" => required = true,
+            _ => {}
+        }
+    }
+    let ty = ty.filter(|t| matches!(*t, "secret" | "ssh"))?;
+    Some(if required {
+        Err(format!(
+            "--mount type={ty}{}: required, but rt-build provides no secrets or SSH agents",
+            id.map(|i| format!(",id={i}")).unwrap_or_default()
+        ))
+    } else {
+        Ok(())
+    })
+}
+
 impl MountSpec {
+    /// `None` for a secret or SSH mount that is not required (left out).
+    pub fn parse_run(s: &str) -> Result<Option<MountSpec>, String> {
+        match unprovided(s) {
+            Some(r) => r.map(|()| None),
+            None => MountSpec::parse(s).map(Some),
+        }
+    }
+
     pub fn parse(s: &str) -> Result<MountSpec, String> {
         let mut ty = "bind".to_owned();
         let (mut source, mut from, mut target, mut id) = (None, None, None, None);
@@ -292,6 +326,8 @@ mod tests {
             }
         );
         assert!(MountSpec::parse("type=secret,target=/s").is_err());
+        assert_eq!(MountSpec::parse_run("type=secret,id=k").unwrap(), None);
+        assert!(MountSpec::parse_run("type=ssh,required=true").is_err());
         assert!(MountSpec::parse("type=bind").is_err());
         assert!(MountSpec::parse("type=cache,target=/c,sharing=x").is_err());
         assert!(MountSpec::parse("type=tmpfs,target=/t,bogus=1").is_err());

@@ -108,7 +108,9 @@ pub(super) fn run(b: &mut Builder<'_>, st: &mut StageState, step: &Step, r: &Run
         };
         for m in &r.mounts {
             let m = ex.word(m).map_err(|e| b.err(line, e))?;
-            let mut spec = MountSpec::parse(&m).map_err(|e| b.err(line, e))?;
+            let Some(mut spec) = MountSpec::parse_run(&m).map_err(|e| b.err(line, e))? else {
+                continue;
+            };
             let t = resolve_path(&workdir, spec.target());
             match &mut spec {
                 MountSpec::Bind {
