@@ -256,18 +256,26 @@ fn open_layout(tree: Box<dyn Tree>, r: &ImageRef, platform: &Platform) -> Result
         },
         _ => {
             let tag = wanted.unwrap_or("latest");
-            let tagged: Vec<Descriptor> = index
-                .manifests()
-                .iter()
-                .filter(|d| {
-                    d.annotations()
-                        .as_ref()
-                        .and_then(|a| a.get(REF_NAME))
-                        .map(String::as_str)
-                        == Some(tag)
-                })
-                .cloned()
-                .collect();
+            let with_tag = |t: &str| -> Vec<Descriptor> {
+                index
+                    .manifests()
+                    .iter()
+                    .filter(|d| {
+                        d.annotations()
+                            .as_ref()
+                            .and_then(|a| a.get(REF_NAME))
+                            .map(String::as_str)
+                            == Some(t)
+                    })
+                    .cloned()
+                    .collect()
+            };
+            let mut tagged = with_tag(tag);
+            // Layouts that name images NAME:TAG (rt-build's store, buildah's
+            // pushes) take a bare NAME as NAME:latest, as image tools do.
+            if tagged.is_empty() && wanted.is_some() && !tag.contains(':') {
+                tagged = with_tag(&format!("{tag}:latest"));
+            }
             let candidates = if !tagged.is_empty() {
                 tagged
             } else if wanted.is_none() && index.manifests().len() == 1 {

@@ -14,6 +14,7 @@ pub use error::{Error, Result};
 pub mod image;
 pub mod platform;
 mod tree;
+pub use tree::BlobReader;
 
 pub use image::{Image, ImageRef, Transport};
 pub use platform::Platform;

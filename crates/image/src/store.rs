@@ -19,7 +19,9 @@ use crate::error::{Context, Error, Result};
 use crate::fs::{open_dir_nofollow, remove_tree};
 use crate::image::Image;
 use crate::layer::apply::{apply_layer, ApplyOptions, ApplyStats, Whiteouts};
+use crate::layer::LayerInfo;
 use crate::layer::{read_layer, LayerDigests};
+use crate::tree::BlobReader;
 
 pub struct LayerStore {
     root: PathBuf,
@@ -65,9 +67,24 @@ impl LayerStore {
         &self,
         image: &Image,
         progress: Option<&(dyn Fn(u64) + Sync)>,
+        each: impl FnMut(usize, &Stored),
+    ) -> Result<Vec<PathBuf>> {
+        self.ensure_layers(&image.layers, &|i| image.layer_blob(i), progress, each)
+    }
+
+    /// [`LayerStore::ensure`] for layers that belong to no opened image (the
+    /// builder's intermediate images): `blob(i)` opens layer `i`'s blob.
+    pub fn ensure_layers<'b>(
+        &self,
+        layers: &[LayerInfo],
+        blob: &dyn Fn(usize) -> Result<BlobReader<'b>>,
+        progress: Option<&(dyn Fn(u64) + Sync)>,
         mut each: impl FnMut(usize, &Stored),
     ) -> Result<Vec<PathBuf>> {
-        let chains = image.chain_ids();
+        let mut chains: Vec<Digest> = Vec::with_capacity(layers.len());
+        for l in layers {
+            chains.push(Digest::chain(chains.last(), &l.diff_id));
+        }
         let mut dirs: Vec<PathBuf> = Vec::new();
         for (i, chain) in chains.iter().enumerate() {
             let dir = self.layer_dir(chain);
@@ -82,7 +99,7 @@ impl LayerStore {
                 .join(format!("{}.{}", chain.hex(), std::process::id()));
             remove_tree(&tmp)?;
             std::fs::create_dir(&tmp).ctx(|| format!("create {}", tmp.display()))?;
-            let result = self.extract(image, i, &tmp, &dirs, progress);
+            let result = self.extract(layers, blob, i, &tmp, &dirs, progress);
             let stored = match result {
                 Ok(s) => s,
                 Err(e) => {
@@ -108,9 +125,10 @@ impl LayerStore {
         Ok(dirs)
     }
 
-    fn extract(
+    fn extract<'b>(
         &self,
-        image: &Image,
+        layers: &[LayerInfo],
+        blob: &dyn Fn(usize) -> Result<BlobReader<'b>>,
         i: usize,
         tmp: &Path,
         below: &[PathBuf],
@@ -123,13 +141,33 @@ impl LayerStore {
             .map(|p| open_dir_nofollow(p))
             .collect::<Result<_>>()?;
         let lower_fds: Vec<BorrowedFd<'_>> = lowers.iter().map(|f| f.as_fd()).collect();
-        let info = &image.layers[i];
+        let info = &layers[i];
         let label = info.label(i);
         let opts = ApplyOptions::new(Whiteouts::Overlay, true);
-        let (stats, digests) = read_layer(image.layer_blob(i)?, info, &label, progress, |tar| {
+        let (stats, digests) = read_layer(blob(i)?, info, &label, progress, |tar| {
             apply_layer(root.as_fd(), tar, &opts, &lower_fds, &label)
         })?;
         Ok(Stored::Extracted(digests, stats))
+    }
+
+    /// Puts `dir`, a directory in overlayfs layer form on the store's
+    /// filesystem (an overlay's upper directory, say), in place as the layer
+    /// whose chain id is `chain`. A layer already there is kept and `dir`
+    /// removed: both hold the same content.
+    pub fn adopt(&self, chain: &Digest, dir: &Path) -> Result<PathBuf> {
+        let dest = self.layer_dir(chain);
+        if dest.is_dir() {
+            remove_tree(dir)?;
+            return Ok(dest);
+        }
+        match std::fs::rename(dir, &dest) {
+            Ok(()) => Ok(dest),
+            Err(_) if dest.is_dir() => {
+                remove_tree(dir)?;
+                Ok(dest)
+            }
+            Err(e) => Err(e).ctx(|| format!("rename {} to {}", dir.display(), dest.display())),
+        }
     }
 
     /// Mounts the overlay of `layers` (bottom first) at `target`, writes
@@ -140,6 +178,18 @@ impl LayerStore {
         upper: &Path,
         work: &Path,
         target: &Path,
+    ) -> Result<()> {
+        self.mount_with(layers, upper, work, target, "")
+    }
+
+    /// [`LayerStore::mount`] with more overlayfs options (`,opt=value...`).
+    pub fn mount_with(
+        &self,
+        layers: &[PathBuf],
+        upper: &Path,
+        work: &Path,
+        target: &Path,
+        extra: &str,
     ) -> Result<()> {
         let empty;
         let mut lowers: Vec<&Path> = layers.iter().rev().map(PathBuf::as_path).collect();
@@ -153,7 +203,7 @@ impl LayerStore {
         }
         let lowerdir: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
         let data = format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "lowerdir={},upperdir={},workdir={}{extra}",
             lowerdir.join(":"),
             upper.display(),
             work.display()

@@ -194,7 +194,7 @@ pub fn unpack(image: &Image, bundle: &Path, opts: &UnpackOptions) -> Result<Unpa
 
 /// The merged root shows the upper directory's owner, mode and times; give
 /// it the top layer's.
-fn copy_root_meta(from: &Path, to: &Path) -> Result<()> {
+pub fn copy_root_meta(from: &Path, to: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let md = std::fs::metadata(from).ctx(|| format!("stat {}", from.display()))?;
     let fd = open_dir_nofollow(to)?;

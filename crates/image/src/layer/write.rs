@@ -58,21 +58,33 @@ pub struct LayerWriter<W: Write> {
     compression: Compression,
     /// First path seen of each multiply-linked inode, for hardlink entries.
     links: HashMap<(u64, u64), Vec<u8>>,
+    /// Timestamps later than this are written as this (SOURCE_DATE_EPOCH),
+    /// so rebuilding the same content gives the same bytes.
+    clamp_mtime: Option<u64>,
 }
 
 const OPAQUE: &[u8] = b"trusted.overlay.opaque";
 
 impl<W: Write> LayerWriter<W> {
     pub fn new(out: W, compression: Compression) -> Result<Self> {
+        Self::with_level(out, compression, None)
+    }
+
+    /// A writer compressing at `level` (gzip 0-9, zstd 1-22; `None`: the
+    /// codec's default).
+    pub fn with_level(out: W, compression: Compression, level: Option<u32>) -> Result<Self> {
         let blob = HashWriter::new(out, Algorithm::Sha256);
         let c = match compression {
             Compression::None => Compressor::None(blob),
             Compression::Gzip => Compressor::Gzip(flate2::write::GzEncoder::new(
                 blob,
-                flate2::Compression::default(),
+                level.map_or(flate2::Compression::default(), |l| {
+                    flate2::Compression::new(l.min(9))
+                }),
             )),
             Compression::Zstd => Compressor::Zstd(
-                zstd::stream::write::Encoder::new(blob, 3).ctx(|| "start zstd encoder")?,
+                zstd::stream::write::Encoder::new(blob, level.map_or(3, |l| l.clamp(1, 22) as i32))
+                    .ctx(|| "start zstd encoder")?,
             ),
         };
         let mut tar = tar::Builder::new(HashWriter::new(c, Algorithm::Sha256));
@@ -81,7 +93,19 @@ impl<W: Write> LayerWriter<W> {
             tar,
             compression,
             links: HashMap::new(),
+            clamp_mtime: None,
         })
+    }
+
+    /// Writes no timestamp later than `epoch` (seconds), as
+    /// `SOURCE_DATE_EPOCH` asks of reproducible builds.
+    pub fn clamp_mtime(&mut self, epoch: Option<u64>) {
+        self.clamp_mtime = epoch;
+    }
+
+    fn mtime(&self, t: i64) -> u64 {
+        let t = t.max(0) as u64;
+        self.clamp_mtime.map_or(t, |c| t.min(c))
     }
 
     /// Appends an entry with a header of the caller's making.
@@ -114,6 +138,9 @@ impl<W: Write> LayerWriter<W> {
         h.set_mode(0o644);
         h.set_size(0);
         h.set_mtime(0);
+        // Empty numeric fields are not numbers to strict readers.
+        h.set_uid(0);
+        h.set_gid(0);
         self.append(&mut h, p.as_os_str().as_bytes(), io::empty())
     }
 
@@ -138,7 +165,7 @@ impl<W: Write> LayerWriter<W> {
         h.set_mode(md.mode() & 0o7777);
         h.set_uid(md.uid().into());
         h.set_gid(md.gid().into());
-        h.set_mtime(md.mtime().max(0) as u64);
+        h.set_mtime(self.mtime(md.mtime()));
         h.set_size(0);
         let ft = md.file_type();
         // xattrs go in a PAX header just before the entry
@@ -154,6 +181,9 @@ impl<W: Write> LayerWriter<W> {
                 }
             }
         }
+        // listxattr's order is the filesystem's; sorted, the layer depends
+        // only on the content.
+        pax.sort();
         if !pax.is_empty() {
             self.tar
                 .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
