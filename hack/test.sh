@@ -16,7 +16,13 @@ hack/install-deps.sh
 cargo build --workspace --all-targets
 cargo test --workspace -- --test-threads="${RT_TEST_THREADS:-4}"
 if [ "${RT_FUZZ_SECONDS:-20}" != 0 ]; then
-	hack/fuzz.sh "${RT_FUZZ_SECONDS:-20}"
+	# libFuzzer logs each input that finds new coverage: keep that in a file.
+	if ! hack/fuzz.sh "${RT_FUZZ_SECONDS:-20}" >target/fuzz.log 2>&1; then
+		tail -40 target/fuzz.log
+		echo "test.sh: fuzzing found a failure (log: target/fuzz.log)" >&2
+		exit 1
+	fi
+	echo "fuzzing: $(grep -E '^Done [0-9]+ runs' target/fuzz.log) (log: target/fuzz.log)"
 fi
 if [ "${RT_SKIP_INTEGRATION:-}" != 1 ]; then
 	RT="$PWD/target/debug/rt" integration/run.sh
