@@ -641,6 +641,36 @@ fn kill_and_trap_end_the_process_with_sigsys() {
     }
 }
 
+/// A profile need not allow what rt does after loading it early (without
+/// no_new_privs, before the capabilities go): close_range here, refused and
+/// then fatal. The runtime-tools suite's profile is such a one.
+#[test]
+fn early_filter_need_not_allow_the_runtime_s_own_syscalls() {
+    require_root!();
+    let rt = Runtime::new();
+    for action in ["SCMP_ACT_ERRNO", "SCMP_ACT_KILL_PROCESS"] {
+        let mut b = Bundle::busybox();
+        b.no_new_privileges(false);
+        b.set(
+            "/linux/seccomp",
+            json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["close_range"], "action": action}]
+            }),
+        );
+        b.args(&["sleep", "600"]);
+        let id = rt.id("closerange");
+        rt.create_start(&id, &b);
+        let o = rt.exec(&["exec", &id, "echo", "exec-ran"]);
+        o.assert_ok();
+        assert_eq!(o.stdout, "exec-ran\n", "{action}");
+        rt.kill(&id, "KILL").assert_ok();
+        rt.wait_status(&id, "stopped");
+        rt.delete(&id).assert_ok();
+        assert_nothing_left(&rt, &id, &b);
+    }
+}
+
 #[test]
 fn exec_gets_the_filter() {
     require_root!();

@@ -87,6 +87,10 @@ fn setup(a: &ExecArgs<'_>, channel: &Channel) -> Result<Infallible, InitError> {
         drop(master);
         tty::become_stdio(&slave)?;
     }
+    // Before any filter goes in (it may refuse or kill on close_range); what is
+    // opened from here on is close-on-exec by construction.
+    rt_sys::fd::cloexec_from(3 + a.preserve_fds as i32, &[])
+        .map_err(sys("mark descriptors close-on-exec"))?;
     // As the init: before the capabilities go without no_new_privs, else last.
     let early = Prepared::loads_early(a.process.no_new_privileges().unwrap_or(false));
     if let Some((f, state)) = a.seccomp.as_ref().filter(|_| early) {
@@ -112,8 +116,6 @@ fn setup(a: &ExecArgs<'_>, channel: &Channel) -> Result<Infallible, InitError> {
         .iter()
         .filter_map(|s| CString::new(s.as_bytes()).ok())
         .collect();
-    rt_sys::fd::cloexec_from(3 + a.preserve_fds as i32, &[])
-        .map_err(sys("mark descriptors close-on-exec"))?;
     rt_sys::signal::reset_all().map_err(sys("reset signals"))?;
     if let Some((f, state)) = a.seccomp.as_ref().filter(|_| !early) {
         f.install(host_pid, state)?;

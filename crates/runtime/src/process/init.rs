@@ -245,6 +245,10 @@ fn prepare(a: &SpawnArgs<'_>, channel: &Channel, forked: bool) -> Result<Ready, 
         sched::apply_personality(p)?;
     }
     if let Some(f) = a.seccomp.as_ref().filter(|_| early_seccomp(process)) {
+        // The profile may not allow close_range: mark our descriptors first
+        // (what is opened from here on is close-on-exec by construction).
+        rt_sys::fd::cloexec_from(3 + a.preserve_fds as i32, &[])
+            .map_err(sys("mark descriptors close-on-exec"))?;
         f.install(host_pid, &state("creating"))?;
     }
     let exe = finalize::become_process(process, setgroups_allowed(a.plan.has_user()))?;
@@ -316,7 +320,13 @@ fn wait_and_exec(a: &SpawnArgs<'_>, ready: Ready) -> Result<Infallible, WaitErro
         })
         .unwrap_or_default();
     let first = 3 + a.preserve_fds as i32;
-    if let Err(e) = rt_sys::fd::cloexec_from(first, &[]) {
+    // With the filter in already, this was done before it (which may refuse or
+    // kill on close_range now).
+    let filtered = a.seccomp.is_some() && early_seccomp(process);
+    if let Err(e) = (!filtered)
+        .then(|| rt_sys::fd::cloexec_from(first, &[]))
+        .unwrap_or(Ok(()))
+    {
         return Err(fail(
             conn,
             InitError::Sys {
