@@ -671,6 +671,37 @@ fn early_filter_need_not_allow_the_runtime_s_own_syscalls() {
     }
 }
 
+/// The check that the working directory lies inside the container uses
+/// getcwd; a profile loaded before it (no no_new_privs) may refuse getcwd,
+/// as the runtime-tools suite's does: the check then walks `..` instead.
+#[test]
+fn early_filter_refusing_getcwd() {
+    require_root!();
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox();
+    b.no_new_privileges(false);
+    b.set(
+        "/linux/seccomp",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]
+        }),
+    );
+    b.set("/process/cwd", json!("/tmp"));
+    b.sh("echo in=$(stat -c %i .) tmp=$(stat -c %i /tmp)");
+    let out = run_ok(&rt, &b, "nogetcwd");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("in="))
+        .unwrap_or_default();
+    let (here, tmp) = line.split_once(' ').unwrap_or_default();
+    assert_eq!(
+        here.trim_start_matches("in="),
+        tmp.trim_start_matches("tmp="),
+        "{out}"
+    );
+}
+
 #[test]
 fn exec_gets_the_filter() {
     require_root!();

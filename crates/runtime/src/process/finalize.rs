@@ -47,14 +47,17 @@ pub fn become_process(process: &Process, setgroups_allowed: bool) -> Result<CStr
     })?;
     // A cwd reached through a descriptor of the host (`/proc/self/fd/N`) lies outside
     // our root, and getcwd says so: never run a container process there.
-    match nix::unistd::getcwd() {
-        Ok(p) if p.is_absolute() => {}
-        _ => {
-            return Err(InitError::Cwd {
-                path: cwd.clone(),
-                source: nix::errno::Errno::EXDEV,
-            })
-        }
+    let inside = match nix::unistd::getcwd() {
+        Ok(p) => p.is_absolute(),
+        Err(nix::errno::Errno::ENOENT) => false,
+        // A seccomp profile loaded already may refuse getcwd: walk up instead.
+        Err(_) => cwd_reaches_root(),
+    };
+    if !inside {
+        return Err(InitError::Cwd {
+            path: cwd.clone(),
+            source: nix::errno::Errno::EXDEV,
+        });
     }
     let args = process.args().as_deref().unwrap_or_default();
     let arg0 = args
@@ -64,6 +67,37 @@ pub fn become_process(process: &Process, setgroups_allowed: bool) -> Result<CStr
     crate::lsm::set_exec_labels(process)?;
     user::set_umask(process.user());
     Ok(exe)
+}
+
+/// Whether walking `..` up from the working directory meets our root: from a
+/// directory outside it, the walk ends at the top of another tree first.
+fn cwd_reaches_root() -> bool {
+    use nix::fcntl::{open, openat, OFlag};
+    use nix::sys::stat::{fstat, stat, Mode};
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let id = |st: nix::sys::stat::FileStat| (st.st_dev, st.st_ino);
+    let Ok(root) = stat("/").map(id) else {
+        return false;
+    };
+    let Ok(mut dir) = open(".", flags, Mode::empty()) else {
+        return false;
+    };
+    for _ in 0..4096 {
+        let Ok(here) = fstat(&dir).map(id) else {
+            return false;
+        };
+        if here == root {
+            return true;
+        }
+        let Ok(up) = openat(&dir, "..", flags, Mode::empty()) else {
+            return false;
+        };
+        if fstat(&up).map(id).ok() == Some(here) {
+            return false;
+        }
+        dir = up;
+    }
+    false
 }
 
 /// setgroups is denied in user namespaces an unprivileged user made.

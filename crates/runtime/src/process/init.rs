@@ -323,10 +323,12 @@ fn wait_and_exec(a: &SpawnArgs<'_>, ready: Ready) -> Result<Infallible, WaitErro
     // With the filter in already, this was done before it (which may refuse or
     // kill on close_range now).
     let filtered = a.seccomp.is_some() && early_seccomp(process);
-    if let Err(e) = (!filtered)
-        .then(|| rt_sys::fd::cloexec_from(first, &[]))
-        .unwrap_or(Ok(()))
-    {
+    let marked = if filtered {
+        Ok(())
+    } else {
+        rt_sys::fd::cloexec_from(first, &[])
+    };
+    if let Err(e) = marked {
         return Err(fail(
             conn,
             InitError::Sys {
