@@ -228,8 +228,8 @@ pub(super) fn run(b: &mut Builder<'_>, st: &mut StageState, step: &Step, r: &Run
                 stubs.push(c);
             }
         }
-        // Missing parents of mount targets are made as crun makes them
-        // (01755), so the tree matches `buildah bud` on a crun host whatever
+        // Missing parents of mount targets are made as runc and rt make them
+        // (0755), so the tree matches `buildah bud` with those whatever
         // runtime runs the step; the targets themselves go again.
         for spec in &specs {
             let c = comps(spec.target());
@@ -241,7 +241,7 @@ pub(super) fn run(b: &mut Builder<'_>, st: &mut StageState, step: &Step, r: &Run
                     nix::sys::stat::fchmodat(
                         dir.as_fd(),
                         name.as_slice(),
-                        nix::sys::stat::Mode::from_bits_truncate(0o1755),
+                        nix::sys::stat::Mode::from_bits_truncate(0o755),
                         nix::sys::stat::FchmodatFlags::NoFollowSymlink,
                     )
                     .ctx(|| "chmod mount parent")?;
@@ -288,8 +288,9 @@ pub(super) fn run(b: &mut Builder<'_>, st: &mut StageState, step: &Step, r: &Run
 
 /// `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` for the step,
 /// bind-mounted from the workspace. Where the image lacks them, empty
-/// files stay behind as mount points, as `buildah bud` leaves them (and
-/// `/run`), so both builders give the same tree.
+/// files stay behind as mount points (mode 0755, as runc and rt make them),
+/// as `buildah bud` leaves them (and `/run`), so both builders give the same
+/// tree.
 fn network_files(
     ws: &mut Workspace,
     root: BorrowedFd<'_>,
@@ -318,7 +319,7 @@ fn network_files(
                     name.as_bytes(),
                     &format!("/etc/{name}"),
                     b"",
-                    0o700,
+                    0o755,
                     (0, 0),
                 )?;
             }

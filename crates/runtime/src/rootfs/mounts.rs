@@ -274,7 +274,8 @@ pub(super) fn make_target(root: &Root, dest: &Path, file: bool) -> Result<Handle
     match root.create_file(
         dest,
         OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-        &fs::Permissions::from_mode(0o644),
+        // runc's mode for a mount point it makes (buildah leaves these in images).
+        &fs::Permissions::from_mode(0o755),
     ) {
         Ok(_) => {}
         Err(e)
