@@ -5,36 +5,11 @@
 use rt_tests::*;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixDatagram, UnixListener};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// The helper binary that sends one datagram to `$NOTIFY_SOCKET`.
 const SD_NOTIFY: &str = env!("CARGO_BIN_EXE_rt-test-sd-notify");
-
-/// Give the container what a dynamically linked host binary needs (the
-/// host's /usr and /lib* read-only) and the sd-notify helper at
-/// /sd-notify.
-fn add_host_userland(b: &mut Bundle) {
-    let rootfs = b.rootfs();
-    std::fs::create_dir_all(rootfs.join("usr")).unwrap();
-    b.bind("/usr", "/usr", &["rbind", "ro"]);
-    for lib in ["/lib", "/lib32", "/lib64", "/libx32"] {
-        let host = Path::new(lib);
-        let inside = rootfs.join(&lib[1..]);
-        match std::fs::read_link(host) {
-            // merged /usr: the same symlink (into our /usr)
-            Ok(target) => std::os::unix::fs::symlink(target, &inside).unwrap(),
-            Err(_) if host.is_dir() => {
-                std::fs::create_dir_all(&inside).unwrap();
-                b.bind(lib, lib, &["rbind", "ro"]);
-            }
-            Err(_) => {}
-        }
-    }
-    std::fs::write(rootfs.join("sd-notify"), "").unwrap();
-    b.bind(SD_NOTIFY, "/sd-notify", &["bind", "ro"]);
-}
 
 /// Wait up to `timeout` for one datagram on `sock`; returns its bytes and
 /// the fds it carried.
@@ -98,7 +73,7 @@ fn notify_socket_passes_ready_with_mainpid() {
         host_path.to_str().unwrap().to_string(),
     ));
     let mut b = Bundle::busybox();
-    add_host_userland(&mut b);
+    b.host_userland(SD_NOTIFY, "/sd-notify");
     b.sh(
         "echo ns=$NOTIFY_SOCKET; test -S \"$NOTIFY_SOCKET\" && echo sock=yes; \
          /sd-notify STATUS=starting && /sd-notify READY=1 && echo sent=yes; exec sleep 600",

@@ -34,29 +34,6 @@ const ENOSYS: i32 = 38;
 /// The message busybox prints for errno 42 (ENOMSG), our "chosen errno".
 const ENOMSG_TEXT: &str = "No message of desired type";
 
-/// Give the container what a dynamically linked host binary needs (the host's /usr
-/// and /lib* read-only) and the syscall helper at /syscall.
-fn add_host_userland(b: &mut Bundle) {
-    let rootfs = b.rootfs();
-    std::fs::create_dir_all(rootfs.join("usr")).unwrap();
-    b.bind("/usr", "/usr", &["rbind", "ro"]);
-    for lib in ["/lib", "/lib32", "/lib64", "/libx32"] {
-        let host = Path::new(lib);
-        let inside = rootfs.join(&lib[1..]);
-        match std::fs::read_link(host) {
-            // merged /usr: the same symlink (into our /usr)
-            Ok(target) => std::os::unix::fs::symlink(target, &inside).unwrap(),
-            Err(_) if host.is_dir() => {
-                std::fs::create_dir_all(&inside).unwrap();
-                b.bind(lib, lib, &["rbind", "ro"]);
-            }
-            Err(_) => {}
-        }
-    }
-    std::fs::write(rootfs.join("syscall"), "").unwrap();
-    b.bind(SYSCALL, "/syscall", &["bind", "ro"]);
-}
-
 /// A profile allowing everything but `mkdir`, which fails with errno 42.
 fn deny_mkdir() -> Value {
     json!({
@@ -168,7 +145,7 @@ fn podman_default_profile() {
     }
     let rt = Runtime::new();
     let mut b = Bundle::busybox();
-    add_host_userland(&mut b);
+    b.host_userland(SYSCALL, "/syscall");
     // As podman: no no_new_privs, so the filter is loaded while the init still has
     // CAP_SYS_ADMIN, before it drops its capabilities.
     b.no_new_privileges(false);
@@ -180,7 +157,7 @@ fn podman_default_profile() {
           /syscall 139 3; /syscall 248 0 0 0 0 0");
     let bare = {
         let mut c = Bundle::busybox();
-        add_host_userland(&mut c);
+        c.host_userland(SYSCALL, "/syscall");
         c.config = b.config.clone();
         run_ok(&rt, &c, "noseccomp")
     };
@@ -245,7 +222,7 @@ fn syscalls_newer_than_the_profile_get_enosys() {
     }
     let rt = Runtime::new();
     let mut b = Bundle::busybox();
-    add_host_userland(&mut b);
+    b.host_userland(SYSCALL, "/syscall");
     // podman's allow-list as if written for Linux 5.3: nothing after clone3 (435),
     // and EPERM for what it does not list.
     let newer = [

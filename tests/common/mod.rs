@@ -700,6 +700,29 @@ impl Bundle {
     }
 
     /// A bind mount; options should include `bind` or `rbind`.
+    /// What a dynamically linked host binary needs in the container (the
+    /// host's /usr and /lib* read-only), and the host binary `helper` at `at`.
+    pub fn host_userland(&mut self, helper: &str, at: &str) -> &mut Self {
+        let rootfs = self.rootfs();
+        fs::create_dir_all(rootfs.join("usr")).unwrap();
+        self.bind("/usr", "/usr", &["rbind", "ro"]);
+        for lib in ["/lib", "/lib32", "/lib64", "/libx32"] {
+            let host = Path::new(lib);
+            let inside = rootfs.join(&lib[1..]);
+            match fs::read_link(host) {
+                // merged /usr: the same symlink (into our /usr)
+                Ok(target) => std::os::unix::fs::symlink(target, &inside).unwrap(),
+                Err(_) if host.is_dir() => {
+                    fs::create_dir_all(&inside).unwrap();
+                    self.bind(lib, lib, &["rbind", "ro"]);
+                }
+                Err(_) => {}
+            }
+        }
+        fs::write(rootfs.join(at.trim_start_matches('/')), "").unwrap();
+        self.bind(helper, at, &["bind", "ro"])
+    }
+
     pub fn bind(&mut self, host: &str, dest: &str, options: &[&str]) -> &mut Self {
         self.mount(dest, "bind", host, options)
     }
