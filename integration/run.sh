@@ -17,6 +17,11 @@ export RT_CGROUP_MANAGER
 
 passed=() failed=() skipped=()
 start=$SECONDS
+# Each scenario's output is also kept so that the summary, the part a CI log's tail
+# shows, can repeat what failed.
+logs=$(mktemp -d /tmp/rtint-logs.XXXXXX)
+trap 'rm -rf "$logs"' EXIT
+[ -t 1 ] && export RTINT_COLOR=1 # tee's pipe is not a terminal
 for s in "${all[@]}"; do
 	s=${s%.sh}
 	if [ ! -f "$dir/$s.sh" ]; then
@@ -26,8 +31,8 @@ for s in "${all[@]}"; do
 	fi
 	t0=$SECONDS
 	echo "=== $s"
-	timeout -k 90 "${SCENARIO_TIMEOUT:-300}" "$dir/$s.sh"
-	rc=$?
+	timeout -k 90 "${SCENARIO_TIMEOUT:-300}" "$dir/$s.sh" 2>&1 | tee "$logs/$s"
+	rc=${PIPESTATUS[0]}
 	took=$((SECONDS - t0))
 	case $rc in
 	0) passed+=("$s (${took}s)") ;;
@@ -41,7 +46,14 @@ echo
 echo "=== integration summary (RT=$RT, cgroup manager $RT_CGROUP_MANAGER, $((SECONDS - start))s)"
 for s in ${passed[@]+"${passed[@]}"}; do echo "  passed:  $s"; done
 for s in ${skipped[@]+"${skipped[@]}"}; do echo "  skipped: $s (needs root)"; done
-for s in ${failed[@]+"${failed[@]}"}; do echo "  FAILED:  $s"; done
+for s in ${failed[@]+"${failed[@]}"}; do
+	echo "  FAILED:  $s"
+	# The failed checks with their detail lines (indented deeper), and a fatal stop.
+	sed 's/\x1b\[[0-9;]*m//g' "$logs/${s%% *}" 2>/dev/null | awk '
+		/^  FAIL / || /cannot continue/ { show = 1; n = 0; print "           " $0; next }
+		show && /^       / && n < 8 { n++; print "           " $0; next }
+		{ show = 0 }'
+done
 line="${#passed[@]} passed, ${#failed[@]} failed"
 [ ${#skipped[@]} -gt 0 ] && line="$line, ${#skipped[@]} skipped"
 echo "integration: $line"
