@@ -72,6 +72,12 @@ pub enum CgroupError {
     },
     #[error("parse {path}: unexpected {text:?}")]
     Parse { path: PathBuf, text: String },
+    #[error("cgroup {path} was not {state} after {waited:?}")]
+    Freezer {
+        path: PathBuf,
+        state: &'static str,
+        waited: Duration,
+    },
 }
 
 impl CgroupError {
@@ -346,10 +352,9 @@ impl CgroupRecord {
             }
         }
         let was_frozen = self.is_frozen();
-        let freeze = self.freezer().is_some() && !was_frozen;
-        if freeze {
-            self.set_frozen(true)?;
-        }
+        // A freeze that does not take (a task stuck in the kernel) must not stop the
+        // signal: it is sent unfrozen then, as runc does.
+        let freeze = self.freezer().is_some() && !was_frozen && self.set_frozen(true).is_ok();
         for pid in self.pids()? {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),

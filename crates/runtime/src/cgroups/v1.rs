@@ -34,13 +34,27 @@ pub fn is_frozen(dir: &Path) -> bool {
 pub fn set_frozen(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
     let file = dir.join("freezer.state");
     let want = if frozen { "FROZEN" } else { "THAWED" };
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let waited = Duration::from_secs(10);
+    let deadline = Instant::now() + waited;
+    // FREEZING means some task has not stopped yet; writing again retries it.
     loop {
         fs::write(&file, want).map_err(io("write", &file))?;
         let now = fs::read_to_string(&file).map_err(io("read", &file))?;
-        if now.trim() == want || Instant::now() > deadline {
+        if now.trim() == want {
             return Ok(());
+        }
+        if Instant::now() > deadline {
+            break;
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+    // Not left half frozen: a container that did not pause stays running.
+    if frozen {
+        let _ = fs::write(&file, "THAWED");
+    }
+    Err(CgroupError::Freezer {
+        path: dir.to_path_buf(),
+        state: if frozen { "frozen" } else { "thawed" },
+        waited,
+    })
 }

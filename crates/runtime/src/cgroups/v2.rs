@@ -32,16 +32,30 @@ pub fn is_frozen(dir: &Path) -> bool {
     events_field(dir, "frozen").as_deref() == Some("1")
 }
 
-/// Freeze or thaw, then wait for `cgroup.events` to confirm.
+/// Freeze or thaw, then wait for `cgroup.events` to confirm. A freeze that does not
+/// take is undone: the container must not be left half frozen and called running.
 pub fn set_frozen(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
     let file = dir.join("cgroup.freeze");
     fs::write(&file, if frozen { "1" } else { "0" }).map_err(io("write", &file))?;
-    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = Instant::now() + FREEZE_WAIT;
     while is_frozen(dir) != frozen && Instant::now() < deadline {
         wait_event(dir, deadline);
     }
-    Ok(())
+    if is_frozen(dir) == frozen {
+        return Ok(());
+    }
+    if frozen {
+        let _ = fs::write(&file, "0");
+    }
+    Err(CgroupError::Freezer {
+        path: dir.to_path_buf(),
+        state: if frozen { "frozen" } else { "thawed" },
+        waited: FREEZE_WAIT,
+    })
 }
+
+/// How long a freeze or thaw may take (runc gives the kernel about as long).
+const FREEZE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// SIGKILL every process in one write; false when the kernel predates `cgroup.kill`.
 pub fn kill(dir: &Path) -> Result<bool, CgroupError> {
