@@ -87,17 +87,47 @@ fn scope_with_limits_lives_beyond_rt_and_goes_on_delete() {
     assert_eq!(rt.status(&id), "running");
 
     rt.delete_force(&id).assert_ok();
-    assert!(
-        wait_for(Duration::from_secs(5), || systemctl_show(
-            &unit,
-            &["LoadState"]
-        )["LoadState"]
-            == "not-found"),
-        "unit {unit} still loaded"
+    // Gone by the time delete returns: clients list units right after it.
+    assert_eq!(
+        systemctl_show(&unit, &["LoadState"])["LoadState"],
+        "not-found",
+        "unit {unit} still loaded after delete"
     );
     assert!(!dir.exists(), "{} left behind", dir.display());
     assert_no_state(&rt, &id);
     assert_no_mounts(b.path());
+}
+
+/// A container's limits hold from its first instruction, in a slice systemd has not
+/// made yet too. systemd enables a unit's controllers down its slices from its event
+/// loop, after it answered SetUnitProperties: rt gives the limits in
+/// StartTransientUnit (whose job ends with the cgroup made) and waits for the
+/// controllers before writing. (That race, seen once in containerd's scenario under
+/// load, is too narrow to reproduce on demand; this checks the path stays right.)
+#[test]
+fn cpu_limit_in_a_new_slice() {
+    require_systemd!();
+    let rt = Runtime::new();
+    for i in 0..3 {
+        let id = rt.id("sdcpu");
+        let slice = format!("rtcpu{}x{i}.slice", std::process::id());
+        let mut b = Bundle::busybox();
+        b.set_cgroups_path(Some(&format!("{slice}:rttest:{id}")))
+            .set("/linux/resources/cpu", json!({"shares": 512}))
+            .sh("cat /sys/fs/cgroup/cpu.weight");
+        b.save();
+        let o = rt.exec(&["--systemd-cgroup", "run", "--bundle", b.path_str(), &id]);
+        o.assert_ok();
+        // The quadratic fit of runc and crun: 1024 shares -> 100, 512 -> 59.
+        assert_eq!(o.stdout.trim(), "59", "round {i}: {o:?}");
+        assert_no_state(&rt, &id);
+        let unit = format!("rttest-{id}.scope");
+        assert_eq!(
+            systemctl_show(&unit, &["LoadState"])["LoadState"],
+            "not-found"
+        );
+        let _ = Command::new("systemctl").args(["stop", &slice]).status();
+    }
 }
 
 /// The default config mounts the container's cgroup; under systemd the cgroup is

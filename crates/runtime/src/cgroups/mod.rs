@@ -17,6 +17,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -220,12 +221,23 @@ impl CgroupRecord {
     /// Put the init in its cgroup after the clone: systemd's unit is started with it
     /// (the pid must exist), other cgroups are joined by writing `cgroup.procs` unless
     /// `CLONE_INTO_CGROUP` already did it.
-    pub fn attach(&self, pid: i32, cloned_into: bool, id: &str) -> Result<(), CgroupError> {
+    /// `resources` go into the unit's properties from the start: systemd enables the
+    /// controllers they need while it makes the cgroup, where a later
+    /// SetUnitProperties would enable them only some time after its reply.
+    pub fn attach(
+        &self,
+        pid: i32,
+        cloned_into: bool,
+        id: &str,
+        resources: Option<&LinuxResources>,
+    ) -> Result<(), CgroupError> {
         match &self.systemd {
             Some(unit) => {
                 let dir = &self.dirs[0].path;
-                // The limits follow with resources::apply (SetUnitProperties).
-                systemd::start(unit, pid, &format!("rt container {id}"), dir, vec![])
+                let props = resources
+                    .map(systemd::systemd_properties)
+                    .unwrap_or_default();
+                systemd::start(unit, pid, &format!("rt container {id}"), dir, props)
             }
             None if cloned_into => Ok(()),
             None => self.add(pid),

@@ -387,18 +387,62 @@ pub fn cpu_mask(list: &str) -> Option<Vec<u8>> {
     (!mask.is_empty()).then_some(mask)
 }
 
-/// Stop the unit; a unit systemd already forgot is not an error.
+/// Stop the unit and wait until systemd has dropped it; a unit systemd already
+/// forgot is not an error.
 pub fn stop(unit: &Unit) -> Result<(), CgroupError> {
     let m = manager(unit.user)?;
     match m.call::<_, _, OwnedObjectPath>("StopUnit", &(unit.name.as_str(), "replace")) {
-        Ok(_) => Ok(()),
-        Err(zbus::Error::MethodError(name, _, _))
-            if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit" =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(dbus(e)),
+        Ok(_) => {}
+        Err(e) if no_such_unit(&e) => return Ok(()),
+        Err(e) => return Err(dbus(e)),
     }
+    // StopUnit only queues a job. A client that looks right after `delete` (podman,
+    // containerd's shim, `systemctl list-units`) must find the unit gone, as runc
+    // makes sure by waiting for the job; a failed unit stays until reset.
+    let deadline = Instant::now() + STOP_WAIT;
+    loop {
+        let path = match m.call::<_, _, OwnedObjectPath>("GetUnit", &(unit.name.as_str(),)) {
+            Ok(p) => p,
+            Err(e) if no_such_unit(&e) => return Ok(()),
+            Err(e) => return Err(dbus(e)),
+        };
+        if unit_active_state(&m, path).as_deref() == Some("failed") {
+            match m.call::<_, _, ()>("ResetFailedUnit", &(unit.name.as_str(),)) {
+                Ok(()) => {}
+                Err(e) if no_such_unit(&e) => return Ok(()),
+                Err(e) => return Err(dbus(e)),
+            }
+        }
+        if Instant::now() > deadline {
+            // Stopped but still referenced (a slice's child, a pending job): systemd
+            // drops it later, nothing of the container is in it any more.
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// How long `stop` waits for systemd to unload the unit.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+fn no_such_unit(e: &zbus::Error) -> bool {
+    matches!(e, zbus::Error::MethodError(name, _, _)
+        if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit")
+}
+
+/// A loaded unit's `ActiveState` (`active`, `deactivating`, `failed`, ...).
+fn unit_active_state(m: &zbus::blocking::Proxy<'static>, path: OwnedObjectPath) -> Option<String> {
+    let unit: zbus::blocking::Proxy<'_> = zbus::blocking::proxy::Builder::new(m.connection())
+        .destination("org.freedesktop.systemd1")
+        .ok()?
+        .path(path)
+        .ok()?
+        .interface("org.freedesktop.systemd1.Unit")
+        .ok()?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .ok()?;
+    unit.get_property::<String>("ActiveState").ok()
 }
 
 #[cfg(test)]

@@ -123,10 +123,16 @@ pub fn spawn(args: SpawnArgs<'_>) -> Result<Spawned, SpawnError> {
             // init must inherit the cgroup, and systemd makes the cgroup (which the
             // init bind-mounts) only when it starts the unit.
             let early = args.plan.intermediate || args.cgroup.systemd.is_some();
+            let resources = args
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.resources().as_ref());
             let mut setup = || -> Result<(), SpawnError> {
                 guard.restore()?;
                 if early {
-                    args.cgroup.attach(pid.as_raw(), in_cgroup, args.id)?;
+                    args.cgroup
+                        .attach(pid.as_raw(), in_cgroup, args.id, resources)?;
                 }
                 if args.plan.new_user {
                     namespaces::write_id_maps(pid, args.spec)?;
@@ -146,7 +152,8 @@ pub fn spawn(args: SpawnArgs<'_>) -> Result<Spawned, SpawnError> {
                     if !early {
                         // Joining a v1 cgroup waits for an RCU grace period (~10 ms):
                         // the init builds its rootfs meanwhile.
-                        args.cgroup.attach(pid.as_raw(), in_cgroup, args.id)?;
+                        args.cgroup
+                            .attach(pid.as_raw(), in_cgroup, args.id, resources)?;
                     }
                     spawned.channel.send(&Msg::Joined)?;
                 }

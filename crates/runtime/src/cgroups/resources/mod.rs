@@ -42,11 +42,17 @@ enum Mode {
     Update,
 }
 
+/// How long systemd may take to enable the controllers of a unit's new properties.
+const CONTROLLER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn apply_mode(record: &CgroupRecord, r: &LinuxResources, mode: Mode) -> Result<(), CgroupError> {
     warn_ignored(r);
     if let Some(unit) = &record.systemd {
         // Tell systemd too, so a reload of the unit does not undo the files below.
         systemd::set_properties(unit, systemd::systemd_properties(r))?;
+        if let Some(dir) = record.dirs.iter().find(|d| d.version == Version::V2) {
+            v2::await_controllers(&dir.path, r, CONTROLLER_WAIT);
+        }
     }
     let v1_dirs: Vec<_> = record
         .dirs

@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
@@ -30,6 +31,38 @@ pub(super) fn apply(dir: &Path, r: &LinuxResources, mode: Mode) -> Result<(), Cg
         }
     }
     Ok(())
+}
+
+/// systemd enables a unit's controllers down its slices a little after it answers
+/// SetUnitProperties: wait (up to `within`) until the ones `r` needs show in `dir`,
+/// for those its parent has and systemd may still enable. A controller that does not
+/// come is reported by [`apply`].
+pub(super) fn await_controllers(dir: &Path, r: &LinuxResources, within: Duration) {
+    let Ok(plan) = plan(r, &Dir(dir)) else {
+        return;
+    };
+    let controllers =
+        |d: &Path| fs::read_to_string(d.join("cgroup.controllers")).unwrap_or_default();
+    let parent = dir.parent().map(controllers).unwrap_or_default();
+    let mut wanted: Vec<&str> = plan
+        .iter()
+        .filter_map(|w| w.file.split('.').next())
+        .filter(|c| *c != "cgroup" && parent.split_whitespace().any(|p| p == *c))
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let deadline = Instant::now() + within;
+    loop {
+        let have = controllers(dir);
+        if wanted
+            .iter()
+            .all(|c| have.split_whitespace().any(|h| h == *c))
+            || Instant::now() > deadline
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Everything but devices, in runc's order; `unified` last, so it has the final word.
