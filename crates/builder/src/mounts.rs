@@ -28,6 +28,9 @@ pub enum MountSpec {
     },
     Cache {
         id: String,
+        /// BuildKit's base of a new cache: a stage or image, and a directory in it.
+        from: Option<String>,
+        source: Option<String>,
         target: String,
         sharing: String,
         mode: u32,
@@ -142,11 +145,13 @@ impl MountSpec {
                 rw: rw && !ro,
             },
             "cache" => {
-                if from.is_some() || source.is_some() {
-                    return Err("--mount type=cache: from= and source= are not supported".into());
+                if source.is_some() && from.is_none() {
+                    return Err("--mount type=cache: source= names a directory of from=".into());
                 }
                 MountSpec::Cache {
                     id: id.unwrap_or_else(|| target.clone()),
+                    from,
+                    source,
                     target,
                     sharing,
                     mode,
@@ -258,34 +263,84 @@ pub fn bind(
     oci_mount(target, "bind", &merged, &["rbind", "rw"])
 }
 
-/// A cache mount: a directory of the store named by the digest of its id.
+/// The directory of a cache mount in the store, named by the digest of its id
+/// (and of its base, when it has one: each base seeds a cache of its own).
+pub fn cache_dir(store_root: &Path, id: &str, base: Option<(&rt_image::Digest, &str)>) -> PathBuf {
+    let key = match base {
+        None => id.to_owned(),
+        Some((image, source)) => format!("{id}\0{image}\0{source}"),
+    };
+    let name = rt_image::Digest::sha256(key.as_bytes());
+    store_root.join("cache-mounts").join(name.hex())
+}
+
+/// A cache mount of `dir`, made on first use: empty, or a copy of `source` in
+/// `seed` (the rootfs of the mount's `from`, resolved inside it). The copy is
+/// made aside and renamed into place, so an interrupted one is never a cache.
 pub fn cache(
-    store_root: &Path,
-    id: &str,
+    dir: &Path,
     target: &str,
     mode: u32,
     owner: (u32, u32),
     readonly: bool,
-) -> Result<(Mount, PathBuf)> {
-    let name = rt_image::Digest::sha256(id.as_bytes());
-    let dir = store_root.join("cache-mounts").join(name.hex());
+    seed: Option<(std::os::fd::BorrowedFd<'_>, &str)>,
+) -> Result<Mount> {
     if !dir.is_dir() {
-        std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
-        nix::unistd::chown(
-            &dir,
-            Some(nix::unistd::Uid::from_raw(owner.0)),
-            Some(nix::unistd::Gid::from_raw(owner.1)),
-        )
-        .ctx(|| format!("chown {}", dir.display()))?;
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(mode))
-            .ctx(|| format!("chmod {}", dir.display()))?;
+        let parent = dir.parent().expect("cache dirs are in cache-mounts");
+        std::fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
+        let tmp = parent.join(crate::workspace::unique(".new"));
+        std::fs::create_dir(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+        let made = (|| {
+            if let Some((root, source)) = seed {
+                seed_cache(root, source, &tmp)?;
+            }
+            nix::unistd::chown(
+                &tmp,
+                Some(nix::unistd::Uid::from_raw(owner.0)),
+                Some(nix::unistd::Gid::from_raw(owner.1)),
+            )
+            .ctx(|| format!("chown {}", tmp.display()))?;
+            std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .ctx(|| format!("chmod {}", tmp.display()))?;
+            std::fs::rename(&tmp, dir)
+                .or_else(|e| {
+                    // Another build made it meanwhile: theirs is as good.
+                    if dir.is_dir() {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
+                .ctx(|| format!("rename {} to {}", tmp.display(), dir.display()))
+        })();
+        if tmp.exists() {
+            let _ = rt_image::fs::remove_tree(&tmp);
+        }
+        made?;
     }
     let opts: &[&str] = if readonly {
         &["rbind", "ro"]
     } else {
         &["rbind", "rw"]
     };
-    Ok((oci_mount(target, "bind", &dir, opts)?, dir))
+    oci_mount(target, "bind", dir, opts)
+}
+
+/// Copy the directory `source` of `root` (resolved inside it) into `dst`.
+fn seed_cache(root: std::os::fd::BorrowedFd<'_>, source: &str, dst: &Path) -> Result<()> {
+    use std::os::fd::AsFd;
+    let rel = clean_rel(source).map_err(|e| Error::Unsafe(format!("--mount source={e}")))?;
+    let src = rt_image::fs::open_dir_in_root(root, &crate::context::join(&rel))
+        .ctx(|| format!("open --mount source={source} (a directory of from=)"))?;
+    let dst_fd = rt_image::fs::open_dir_nofollow(dst)?;
+    crate::copy::copy_children(
+        src.as_fd(),
+        &rel,
+        dst_fd.as_fd(),
+        &dst.display().to_string(),
+        &crate::copy::CopyOptions::default(),
+        &|_| crate::copy::Pick::Copy,
+    )
 }
 
 pub fn tmpfs(target: &str, size: Option<&str>) -> Result<Mount> {
@@ -308,6 +363,8 @@ mod tests {
             MountSpec::parse("type=cache,target=/c,id=x,sharing=locked,mode=0700,uid=1").unwrap(),
             MountSpec::Cache {
                 id: "x".into(),
+                from: None,
+                source: None,
                 target: "/c".into(),
                 sharing: "locked".into(),
                 mode: 0o700,
@@ -328,6 +385,21 @@ mod tests {
         assert!(MountSpec::parse("type=secret,target=/s").is_err());
         assert_eq!(MountSpec::parse_run("type=secret,id=k").unwrap(), None);
         assert!(MountSpec::parse_run("type=ssh,required=true").is_err());
+        assert_eq!(
+            MountSpec::parse("type=cache,target=/c,from=deps,source=/root/.cache").unwrap(),
+            MountSpec::Cache {
+                id: "/c".into(),
+                from: Some("deps".into()),
+                source: Some("/root/.cache".into()),
+                target: "/c".into(),
+                sharing: "shared".into(),
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                readonly: false
+            }
+        );
+        assert!(MountSpec::parse("type=cache,target=/c,source=/x").is_err());
         assert!(MountSpec::parse("type=bind").is_err());
         assert!(MountSpec::parse("type=cache,target=/c,sharing=x").is_err());
         assert!(MountSpec::parse("type=tmpfs,target=/t,bogus=1").is_err());

@@ -291,6 +291,25 @@ fn run_mounts_bind_cache_tmpfs() {
     e.build_ok(&["--no-cache", "-t", "m"]);
     let (_d, root) = e.tree("m");
     assert_eq!(read(&root, "cache-count").trim(), "2");
+
+    // A cache with from= starts as a copy of that stage's directory, and then
+    // lives on as any cache while the stage's content stays the same.
+    let seeded = |extra: &str| {
+        format!(
+            "FROM scratch AS seed\nCOPY src/input.txt /data/in\n{BASE}\
+             RUN --mount=type=cache,target=/seeded,id=s1,from=seed,source=/data cat /seeded/in > /cache-seeded && echo again >> /seeded/in{extra}\n"
+        )
+    };
+    e.dockerfile(&seeded(""));
+    e.build_ok(&["-t", "s"]);
+    let (_d, root) = e.tree("s");
+    assert_eq!(read(&root, "cache-seeded"), "from context\n");
+    assert!(!exists(&root, "seeded/in"));
+    e.dockerfile(&seeded(" && true"));
+    e.build_ok(&["-t", "s"]);
+    let (_d, root) = e.tree("s");
+    assert_eq!(read(&root, "cache-seeded"), "from context\nagain\n");
+    e.assert_clean();
 }
 
 #[test]

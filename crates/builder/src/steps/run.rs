@@ -133,6 +133,15 @@ pub(super) fn run(b: &mut Builder<'_>, st: &mut StageState, step: &Step, r: &Run
                         }
                     }
                 }
+                MountSpec::Cache {
+                    target,
+                    from: Some(f),
+                    ..
+                } => {
+                    *target = t;
+                    let base = b.base(f, st.idx).map_err(|e| b.err(line, e.to_string()))?;
+                    mount_keys.push(format!("{m} {}", base.id()));
+                }
                 MountSpec::Cache { target, .. } | MountSpec::Tmpfs { target, .. } => {
                     *target = t;
                     mount_keys.push(m.clone());
@@ -186,6 +195,8 @@ pub(super) fn run(b: &mut Builder<'_>, st: &mut StageState, step: &Step, r: &Run
                 },
                 MountSpec::Cache {
                     id,
+                    from,
+                    source,
                     target,
                     sharing,
                     mode,
@@ -193,8 +204,38 @@ pub(super) fn run(b: &mut Builder<'_>, st: &mut StageState, step: &Step, r: &Run
                     gid,
                     readonly,
                 } => {
-                    let (m, dir) =
-                        mounts::cache(b.store.path(), id, target, *mode, (*uid, *gid), *readonly)?;
+                    let source = source.as_deref().unwrap_or("/");
+                    let base = from.as_ref().map(|f| b.base(f, st.idx)).transpose()?;
+                    // Keyed by the base's content, not its config: a rebuilt but
+                    // unchanged stage keeps its cache.
+                    let base_id = base.as_ref().map(|i| {
+                        i.chain_ids()
+                            .pop()
+                            .unwrap_or_else(|| rt_image::Digest::sha256(b""))
+                    });
+                    let dir = mounts::cache_dir(
+                        b.store.path(),
+                        id,
+                        base_id.as_ref().map(|d| (d, source)),
+                    );
+                    // The base's rootfs is mounted only to seed a new cache.
+                    let seed_root = match &base {
+                        Some(base) if !dir.is_dir() => {
+                            let sws = Workspace::mount(&b.store, base)?;
+                            let fd = sws.root_fd()?;
+                            sources.push((sws, fd));
+                            sources.last().map(|(_, fd)| fd.as_fd())
+                        }
+                        _ => None,
+                    };
+                    let m = mounts::cache(
+                        &dir,
+                        target,
+                        *mode,
+                        (*uid, *gid),
+                        *readonly,
+                        seed_root.map(|fd| (fd, source)),
+                    )?;
                     if sharing == "locked" {
                         let f =
                             std::fs::File::open(&dir).ctx(|| format!("open {}", dir.display()))?;
