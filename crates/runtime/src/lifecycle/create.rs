@@ -241,7 +241,15 @@ fn build(
     dir.save(state)?;
     if state.cgroup.systemd.is_some() {
         // systemd made the cgroup when it started the unit with the init.
-        apply_resources(&state.cgroup, &resources)?;
+        if let Err(e) = apply_resources(&state.cgroup, &resources) {
+            // The init sets up meanwhile. When it fails, systemd takes the unit's
+            // cgroup away with it: the init's reason, sent before it exited, is the
+            // one to report, not the cgroup that is gone.
+            return Err(match s.channel.pending() {
+                Some(Msg::Error(m)) => Error::Init(m),
+                _ => e,
+            });
+        }
     }
     loop {
         match s.channel.recv() {

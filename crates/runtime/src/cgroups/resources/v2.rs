@@ -41,9 +41,11 @@ pub(super) fn await_controllers(dir: &Path, r: &LinuxResources, within: Duration
     let Ok(plan) = plan(r, &Dir(dir)) else {
         return;
     };
-    let controllers =
-        |d: &Path| fs::read_to_string(d.join("cgroup.controllers")).unwrap_or_default();
-    let parent = dir.parent().map(controllers).unwrap_or_default();
+    let controllers = |d: &Path| fs::read_to_string(d.join("cgroup.controllers"));
+    let parent = dir
+        .parent()
+        .and_then(|p| controllers(p).ok())
+        .unwrap_or_default();
     let mut wanted: Vec<&str> = plan
         .iter()
         .filter_map(|w| w.file.split('.').next())
@@ -53,7 +55,10 @@ pub(super) fn await_controllers(dir: &Path, r: &LinuxResources, within: Duration
     wanted.dedup();
     let deadline = Instant::now() + within;
     loop {
-        let have = controllers(dir);
+        // Gone (the unit stopped with its process): nothing to wait for.
+        let Ok(have) = controllers(dir) else {
+            return;
+        };
         if wanted
             .iter()
             .all(|c| have.split_whitespace().any(|h| h == *c))
