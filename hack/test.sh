@@ -34,6 +34,6 @@ if [ "${RT_SKIP_VM:-}" != 1 ]; then
 	hack/vm test --flavour systemd security::rootless security::cgroups_path
 	if [ "${RT_SKIP_INTEGRATION:-}" != 1 ]; then
 		# podman/containerd/buildah as users run them on a systemd host (~7 min under TCG)
-		hack/vm run --flavour systemd -e RT_CGROUP_MANAGER=systemd -e SCENARIO_TIMEOUT=900 -- integration/run.sh
+		hack/vm run --flavour systemd -e RT_CGROUP_MANAGER=systemd -e SCENARIO_TIMEOUT=900 -e NO_COLOR=1 -- integration/run.sh
 	fi
 fi

@@ -50,7 +50,7 @@ CGROUP_PARENTS=()   # cgroup directories (relative to a hierarchy) a scenario's 
 HOST_PATHS=(/run/containerd /run/containers /run/libpod /var/lib/containers /etc/containers/networks
 	/var/lib/cni /run/netns /var/lib/containerd /opt/containerd)
 
-if [ -t 1 ] || [ "${RTINT_COLOR:-}" = 1 ]; then
+if { [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; } || [ "${RTINT_COLOR:-}" = 1 ]; then
 	C_RED=$'\e[31m' C_GREEN=$'\e[32m' C_DIM=$'\e[2m' C_OFF=$'\e[0m'
 else
 	C_RED='' C_GREEN='' C_DIM='' C_OFF=''

@@ -21,7 +21,8 @@ start=$SECONDS
 # shows, can repeat what failed.
 logs=$(mktemp -d /tmp/rtint-logs.XXXXXX)
 trap 'rm -rf "$logs"' EXIT
-[ -t 1 ] && export RTINT_COLOR=1 # tee's pipe is not a terminal
+# tee's pipe is not a terminal; a guest's console is, but its output goes to a log.
+[ -t 1 ] && [ -z "${NO_COLOR:-}" ] && export RTINT_COLOR=1
 for s in "${all[@]}"; do
 	s=${s%.sh}
 	if [ ! -f "$dir/$s.sh" ]; then
