@@ -32,8 +32,11 @@ RTB="$BIN/rt-build"
 RUNC=$(command -v runc)
 CRUN=$(command -v crun)
 
+. hack/crun-hybrid.sh
+crun_hybrid_prepare
 T=$(mktemp -d /var/tmp/rt-bench-build.XXXXXX)
 cleanup() {
+	crun_hybrid_restore
 	# every image the runs made (re-tagging leaves the older ones nameless)
 	if [ -f "$T/ids" ]; then
 		sort -u "$T/ids" | xargs -r buildah rmi -f >/dev/null 2>&1 || true
@@ -82,11 +85,13 @@ rtb() { # rtb RUNTIME STORE
 	"$RTB" --store "$2" build -q --runtime "$1" "$T/ctx"
 }
 bud() { # bud RUNTIME TAG LAYERS
-	buildah bud --runtime "$1" --layers="$3" -q -t "$2" "$T/ctx" | tail -n1 >>"$T/ids"
+	# (sh has no pipefail: a failed build must not pass for a fast one)
+	buildah bud --runtime "$1" --layers="$3" -q -t "$2" "$T/ctx" >"$T/bud.out" || return 1
+	tail -n1 "$T/bud.out" >>"$T/ids"
 }
 
 # warm up page cache and buildah's storage
-bud "$CRUN" rt-bench-build-cached true >/dev/null 2>&1
+bud "$CRUN" rt-bench-build-cached true >/dev/null || { echo "bench-build.sh: buildah bud --runtime crun failed" >&2; exit 1; }
 for name in rt runc crun; do
 	case $name in rt) r="$BIN/rt" ;; runc) r=$RUNC ;; crun) r=$CRUN ;; esac
 	rtb "$r" "$T/store-cached-$name" >/dev/null

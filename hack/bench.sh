@@ -17,14 +17,8 @@ fi
 cargo build --release -q -p rt
 rt=$PWD/target/release/rt
 
-# crun refuses a cgroup v1 hybrid host without a v1 hugetlb hierarchy: mount one for
-# the benchmark only, and take it away again.
-mounted_hugetlb=""
-if [ ! -f /sys/fs/cgroup/cgroup.controllers ] && [ ! -d /sys/fs/cgroup/hugetlb ]; then
-	mkdir /sys/fs/cgroup/hugetlb
-	mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb
-	mounted_hugetlb=1
-fi
+. hack/crun-hybrid.sh
+crun_hybrid_prepare
 work=$(mktemp -d /tmp/rt-bench.XXXXXX)
 cleanup() {
 	for r in "$rt" runc crun; do
@@ -33,12 +27,7 @@ cleanup() {
 		done
 	done
 	rm -rf "$work"
-		if [ -n "$mounted_hugetlb" ]; then
-		# A v1 hierarchy with child cgroups outlives its mount and keeps hugetlb
-		# from the v2 hierarchy: empty it first.
-		find /sys/fs/cgroup/hugetlb -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
-		umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
-	fi
+	crun_hybrid_restore
 }
 trap cleanup EXIT INT TERM
 
