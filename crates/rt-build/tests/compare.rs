@@ -240,16 +240,13 @@ fn runc_and_crun_run_the_steps_too() {
         return;
     }
     for rt in ["runc", "crun"] {
-        if rt == "crun" && crun_refuses_this_host() {
-            eprintln!(
-                "{test}: crun left out: it refuses a hybrid cgroup host whose v2 hierarchy \
-                 has controllers (mount a v1 hugetlb hierarchy to let it run)"
-            );
-            continue;
-        }
-        let Some(path) = tool(test, rt) else {
+        let Some(mut path) = tool(test, rt) else {
             continue;
         };
+        if rt == "crun" && crun_refuses_this_host() {
+            // crun as it runs here: in a mount namespace without the v2 mount.
+            path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hack/crun-v1");
+        }
         let e = Env::new();
         e.write("f.txt", "f\n");
         e.dockerfile(
