@@ -81,6 +81,9 @@ pub enum CgroupError {
     },
 }
 
+/// How long a freeze or thaw may take (runc gives the kernel about as long).
+pub(crate) const FREEZE_WAIT: Duration = Duration::from_secs(10);
+
 impl CgroupError {
     /// A limit needs a controller the container's cgroup does not have.
     pub fn is_missing_controller(&self) -> bool {
@@ -229,14 +232,12 @@ impl CgroupRecord {
         pid: i32,
         cloned_into: bool,
         id: &str,
-        resources: Option<&LinuxResources>,
+        resources: &LinuxResources,
     ) -> Result<(), CgroupError> {
         match &self.systemd {
             Some(unit) => {
                 let dir = &self.dirs[0].path;
-                let props = resources
-                    .map(systemd::systemd_properties)
-                    .unwrap_or_default();
+                let props = systemd::systemd_properties(resources);
                 systemd::start(unit, pid, &format!("rt container {id}"), dir, props)
             }
             None if cloned_into => Ok(()),

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{io, CgroupError};
+use super::{io, CgroupError, FREEZE_WAIT};
 
 /// A new cpuset cgroup starts with no cpus and mems; tasks cannot join it until
 /// they are filled in, so copy the parent's.
@@ -34,8 +34,7 @@ pub fn is_frozen(dir: &Path) -> bool {
 pub fn set_frozen(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
     let file = dir.join("freezer.state");
     let want = if frozen { "FROZEN" } else { "THAWED" };
-    let waited = Duration::from_secs(10);
-    let deadline = Instant::now() + waited;
+    let deadline = Instant::now() + FREEZE_WAIT;
     // FREEZING means some task has not stopped yet; writing again retries it.
     loop {
         fs::write(&file, want).map_err(io("write", &file))?;
@@ -55,6 +54,6 @@ pub fn set_frozen(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
     Err(CgroupError::Freezer {
         path: dir.to_path_buf(),
         state: if frozen { "frozen" } else { "thawed" },
-        waited,
+        waited: FREEZE_WAIT,
     })
 }

@@ -9,7 +9,7 @@ use nix::fcntl::{open, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::stat::Mode;
 
-use super::{io, CgroupError};
+use super::{io, CgroupError, FREEZE_WAIT};
 
 pub fn open_dir(path: &Path) -> nix::Result<OwnedFd> {
     open(
@@ -53,9 +53,6 @@ pub fn set_frozen(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
         waited: FREEZE_WAIT,
     })
 }
-
-/// How long a freeze or thaw may take (runc gives the kernel about as long).
-const FREEZE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// SIGKILL every process in one write; false when the kernel predates `cgroup.kill`.
 pub fn kill(dir: &Path) -> Result<bool, CgroupError> {

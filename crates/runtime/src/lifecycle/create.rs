@@ -226,6 +226,7 @@ fn build(
         rootfs: &state.rootfs,
         plan,
         cgroup: &state.cgroup,
+        resources: &resources,
         listener,
         console,
         idmaps,
@@ -245,10 +246,7 @@ fn build(
             // The init sets up meanwhile. When it fails, systemd takes the unit's
             // cgroup away with it: the init's reason, sent before it exited, is the
             // one to report, not the cgroup that is gone.
-            return Err(match s.channel.pending() {
-                Some(Msg::Error(m)) => Error::Init(m),
-                _ => e,
-            });
+            return Err(s.channel.pending_error().map_or(e, Error::Init));
         }
     }
     loop {

@@ -159,6 +159,15 @@ impl Channel {
         }
     }
 
+    /// The error the peer reported before it went, if that is what is waiting: the
+    /// cause to report when what failed on our side was only its consequence.
+    pub fn pending_error(&self) -> Option<String> {
+        match self.pending()? {
+            Msg::Error(m) => Some(m),
+            _ => None,
+        }
+    }
+
     /// Receive and insist on one particular message.
     pub fn expect(&self, want: &Msg) -> Result<Msg, ChannelError> {
         let got = self.recv()?;

@@ -9,7 +9,7 @@ use std::path::Path;
 use nix::errno::Errno;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxResources, Spec};
 use rt_sys::clone::{clone3, CloneArgs, Forked};
 use thiserror::Error;
 
@@ -46,6 +46,8 @@ pub struct SpawnArgs<'a> {
     pub rootfs: &'a Path,
     pub plan: &'a Plan,
     pub cgroup: &'a CgroupRecord,
+    /// The limits of the cgroup, for a systemd unit's start.
+    pub resources: &'a LinuxResources,
     /// Where `rt start` will knock (already bound and listening).
     pub listener: OwnedFd,
     pub console: Option<UnixStream>,
@@ -123,16 +125,11 @@ pub fn spawn(args: SpawnArgs<'_>) -> Result<Spawned, SpawnError> {
             // init must inherit the cgroup, and systemd makes the cgroup (which the
             // init bind-mounts) only when it starts the unit.
             let early = args.plan.intermediate || args.cgroup.systemd.is_some();
-            let resources = args
-                .spec
-                .linux()
-                .as_ref()
-                .and_then(|l| l.resources().as_ref());
             let mut setup = || -> Result<(), SpawnError> {
                 guard.restore()?;
                 if early {
                     args.cgroup
-                        .attach(pid.as_raw(), in_cgroup, args.id, resources)?;
+                        .attach(pid.as_raw(), in_cgroup, args.id, args.resources)?;
                 }
                 if args.plan.new_user {
                     namespaces::write_id_maps(pid, args.spec)?;
@@ -153,7 +150,7 @@ pub fn spawn(args: SpawnArgs<'_>) -> Result<Spawned, SpawnError> {
                         // Joining a v1 cgroup waits for an RCU grace period (~10 ms):
                         // the init builds its rootfs meanwhile.
                         args.cgroup
-                            .attach(pid.as_raw(), in_cgroup, args.id, resources)?;
+                            .attach(pid.as_raw(), in_cgroup, args.id, args.resources)?;
                     }
                     spawned.channel.send(&Msg::Joined)?;
                 }
@@ -166,10 +163,7 @@ pub fn spawn(args: SpawnArgs<'_>) -> Result<Spawned, SpawnError> {
             if let Err(e) = result {
                 // The init may have failed first, its reason waiting in the channel,
                 // and our error be only the consequence (a closed channel, a pid gone).
-                let e = match spawned.channel.pending() {
-                    Some(Msg::Error(m)) => SpawnError::Init(m),
-                    _ => e,
-                };
+                let e = spawned.channel.pending_error().map_or(e, SpawnError::Init);
                 spawned.abort();
                 return Err(e);
             }
